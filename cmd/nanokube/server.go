@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/nanokube/nanokube/internal/server"
+)
+
+func bindControlPlaneFlags(fs *pflag.FlagSet, cfg *server.Config) {
+	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/nanokube", "directory for etcd data, certificates and kubeconfigs")
+	fs.StringVar(&cfg.BindAddress, "bind-address", "0.0.0.0", "IP address the API server listens on")
+	fs.IntVar(&cfg.SecurePort, "secure-port", 6443, "HTTPS port of the API server (0 picks a free port)")
+	fs.StringVar(&cfg.AdvertiseAddress, "advertise-address", "", "IP address the cluster reaches the API server at (default: the bind address or the host's first IPv4 address)")
+	fs.StringSliceVar(&cfg.EtcdServers, "etcd-servers", nil, "external etcd endpoints (comma-separated); when empty an embedded etcd member runs in --data-dir")
+	fs.StringSliceVar(&cfg.EtcdListenClientURLs, "etcd-listen-client-urls", nil, "client URLs of the embedded etcd (default: a unix socket in --data-dir)")
+	fs.StringSliceVar(&cfg.EtcdListenPeerURLs, "etcd-listen-peer-urls", nil, "peer URLs of the embedded etcd (default: a unix socket in --data-dir)")
+	fs.StringVar(&cfg.ServiceClusterIPRange, "service-cluster-ip-range", "10.96.0.0/12", "CIDR that Service cluster IPs are allocated from")
+	fs.StringVar(&cfg.ServiceNodePortRange, "service-node-port-range", "30000-32767", "port range that NodePorts are allocated from")
+	fs.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "static bearer token file (token,user,uid,\"group1,group2\"); default: --data-dir/tokens.csv")
+	fs.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
+	fs.BoolVar(&cfg.UnsafeNoFsync, "etcd-unsafe-no-fsync", false, "skip etcd fsyncs (faster, loses data on power failure; for tests)")
+}
+
+func newServerCommand() *cobra.Command {
+	var cfg server.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane (etcd, API server) on this machine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Log = log
+			return server.Run(cmd.Context(), cfg, printReady)
+		},
+	}
+	bindControlPlaneFlags(cmd.Flags(), &cfg)
+	cmd.Flags().BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent (kubelet, proxy, runtime) on this machine")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func newAPIServerCommand() *cobra.Command {
+	var cfg server.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "apiserver",
+		Short: "Run the API server alone (with embedded or external etcd)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Log = log
+			cfg.DisableAgent = true
+			return server.Run(cmd.Context(), cfg, printReady)
+		},
+	}
+	bindControlPlaneFlags(cmd.Flags(), &cfg)
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func printReady(r server.Ready) {
+	fmt.Printf("nanokube API server is ready at %s\n\n  export KUBECONFIG=%s\n  kubectl get namespaces\n\n", r.URL, r.Kubeconfig)
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,39 @@
+// Command images builds nanokube's small test images from Debian's busybox-static and pushes
+// them to a registry (normally a loopback docker-registry started by hack/images/push.sh).
+//
+//	go run ./hack/images -registry 127.0.0.1:5000
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/nanokube/nanokube/internal/runtime/testimage"
+)
+
+func main() {
+	registry := flag.String("registry", "127.0.0.1:5000", "registry host:port to push to")
+	flag.Parse()
+	images := map[string]testimage.Spec{
+		"nanokube/busybox:1":             {Cmd: []string{"sh"}},
+		"nanokube/sleep:1":               {Cmd: []string{"sleep", "3600"}},
+		"nanokube/httpd:1":               {Cmd: []string{"sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www"}},
+		"nanokube/nonroot:1":             {Cmd: []string{"sleep", "3600"}, User: "1000"},
+		"nanokube/layered:1":             {Cmd: []string{"cat", "/hello"}, Extra: []testimage.File{{Path: "hello", Body: []byte("hello from a second layer\n")}}},
+		"e2e-test-images/busybox:1.29-2": {Cmd: []string{"sh"}},
+	}
+	for name, spec := range images {
+		img, err := testimage.Build(spec)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build", name+":", err)
+			os.Exit(1)
+		}
+		ref := *registry + "/" + name
+		if err := testimage.Push(ref, img); err != nil {
+			fmt.Fprintln(os.Stderr, "push", ref+":", err)
+			os.Exit(1)
+		}
+		fmt.Println("pushed", ref)
+	}
+}

@@ -1,0 +1,309 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	"k8s.io/client-go/applyconfigurations"
+
+	"github.com/nanokube/nanokube/internal/apiserver/registry"
+	"github.com/nanokube/nanokube/internal/pki"
+	"github.com/nanokube/nanokube/internal/storage"
+)
+
+// Config configures the API server.
+type Config struct {
+	// BindAddress and SecurePort are where HTTPS is served; port 0 picks a free port.
+	BindAddress string
+	SecurePort  int
+	// AdvertiseAddress is the IP the kubernetes Service's endpoints point at; empty picks the
+	// bind address or the host's first non-loopback IPv4 address.
+	AdvertiseAddress string
+	// TLS: the serving certificate, and the CA that signs client certificates.
+	ServingCert tls.Certificate
+	ClientCAs   *x509.CertPool
+	// Tokens authenticates bearer tokens; nil disables token authentication.
+	Tokens TokenAuthenticator
+	// Store is the etcd-backed store every resource lives in.
+	Store *storage.Store
+	// Resources are the resources to serve (registry/builtin.Resources()).
+	Resources []*registry.Resource
+	// ServiceClusterIPRange and ServiceNodePortRange allocate Service addresses and ports.
+	ServiceClusterIPRange string // "10.96.0.0/12"
+	ServiceNodePortRange  string // "30000-32767"
+	// CompactionInterval compacts etcd history; 0 means 5 minutes, negative disables it.
+	CompactionInterval time.Duration
+	// EventCapacity is the number of recent events each watch cache keeps.
+	EventCapacity int
+	// KubeletClientCert authenticates the API server to kubelets (logs, exec, port-forward).
+	KubeletClientCert *tls.Certificate
+	Log               *slog.Logger
+}
+
+// TokenAuthenticator maps a bearer token to a user.
+type TokenAuthenticator interface {
+	Authenticate(token string) (pki.UserInfo, bool)
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("a store is required"))
+	}
+	if len(c.Resources) == 0 {
+		errs = append(errs, errors.New("no resources to serve"))
+	}
+	if c.SecurePort < 0 || c.SecurePort > 65535 {
+		errs = append(errs, fmt.Errorf("secure port %d is out of range", c.SecurePort))
+	}
+	if len(c.ServingCert.Certificate) == 0 {
+		errs = append(errs, errors.New("a serving certificate is required"))
+	}
+	if c.ServiceClusterIPRange == "" {
+		c.ServiceClusterIPRange = "10.96.0.0/12"
+	}
+	if c.ServiceNodePortRange == "" {
+		c.ServiceNodePortRange = "30000-32767"
+	}
+	if c.BindAddress == "" {
+		c.BindAddress = "0.0.0.0"
+	}
+	if c.CompactionInterval == 0 {
+		c.CompactionInterval = 5 * time.Minute
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the Kubernetes API server.
+type Server struct {
+	cfg       Config
+	codecs    *codecs
+	log       *slog.Logger
+	resources map[schema.GroupVersionResource]*resourceStore
+	byKind    map[schema.GroupVersionKind]*resourceStore
+	discovery *discovery
+	ips       *ipAllocator
+	ports     *portAllocator
+	metrics   *metrics
+	openapi   http.Handler
+	// typeConverter knows the structure of every built-in type, for server-side apply.
+	typeConverter managedfields.TypeConverter
+
+	ready    chan struct{}
+	addrMu   sync.Mutex
+	addr     net.Addr
+	shutdown chan struct{}
+}
+
+// New builds the API server; Run starts it.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("apiserver config: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, codecs: newCodecs(), log: cfg.Log,
+		resources: map[schema.GroupVersionResource]*resourceStore{},
+		byKind:    map[schema.GroupVersionKind]*resourceStore{},
+		ready:     make(chan struct{}), shutdown: make(chan struct{}),
+		metrics: newMetrics(),
+	}
+	s.typeConverter = applyconfigurations.NewTypeConverter(s.codecs.scheme)
+	for _, res := range cfg.Resources {
+		rs, err := newResourceStore(s, res)
+		if err != nil {
+			return nil, err
+		}
+		s.resources[res.GroupVersionResource()] = rs
+		s.byKind[res.GroupVersionKind()] = rs
+	}
+	var err error
+	if s.ips, err = newIPAllocator(cfg.Store, cfg.ServiceClusterIPRange); err != nil {
+		return nil, err
+	}
+	if s.ports, err = newPortAllocator(cfg.Store, cfg.ServiceNodePortRange); err != nil {
+		return nil, err
+	}
+	s.discovery = newDiscovery(cfg.Resources)
+	if s.openapi, err = newOpenAPI(cfg.Resources); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ready is closed once the server serves requests and its caches are loaded.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the address the server listens on, once Ready.
+func (s *Server) Addr() net.Addr {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.addr
+}
+
+// Run serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.BindAddress, fmt.Sprint(s.cfg.SecurePort)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.addrMu.Lock()
+	s.addr = ln.Addr()
+	s.addrMu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, rs := range s.resources {
+		wg.Add(1)
+		go func() { defer wg.Done(); rs.cache.Run(ctx) }()
+	}
+	if s.cfg.CompactionInterval > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.cfg.Store.RunCompactor(ctx, s.cfg.CompactionInterval, s.log) }()
+	}
+
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{s.cfg.ServingCert},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    s.cfg.ClientCAs,
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+
+	if err := s.bootstrap(ctx); err != nil {
+		cancel()
+		_ = srv.Close()
+		wg.Wait()
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	close(s.ready)
+	s.log.Info("API server ready", "address", ln.Addr().String())
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		cancel()
+		wg.Wait()
+		return err
+	}
+	close(s.shutdown)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	_ = srv.Close()
+	wg.Wait()
+	return ctx.Err()
+}
+
+// bootstrap waits for the caches and creates what every cluster has: the system namespaces
+// and the kubernetes Service.
+func (s *Server) bootstrap(ctx context.Context) error {
+	for _, rs := range s.resources {
+		select {
+		case <-rs.cache.Ready():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := s.repairAllocations(ctx); err != nil {
+		return err
+	}
+	return s.ensureSystemObjects(ctx)
+}
+
+// Handler returns the full HTTP handler (authentication included).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", s.health)
+	mux.HandleFunc("/livez", s.health)
+	mux.HandleFunc("/readyz", s.health)
+	mux.HandleFunc("/healthz/", s.health)
+	mux.HandleFunc("/livez/", s.health)
+	mux.HandleFunc("/readyz/", s.health)
+	mux.HandleFunc("/version", s.version)
+	mux.Handle("/metrics", s.metrics.handler())
+	mux.Handle("/openapi/", s.openapi)
+	mux.HandleFunc("/api", s.discovery.serveAPI)
+	mux.HandleFunc("/apis", s.discovery.serveAPIs)
+	mux.HandleFunc("/api/", s.serveResource)
+	mux.HandleFunc("/apis/", s.serveResource)
+	return s.authenticate(s.metrics.instrument(mux))
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.ready:
+	default:
+		http.Error(w, "[-]informer-sync failed: not ready\nhealthz check failed", http.StatusInternalServerError)
+		return
+	}
+	select {
+	case <-s.shutdown:
+		http.Error(w, "[-]shutdown failed: server is shutting down\nhealthz check failed", http.StatusInternalServerError)
+		return
+	default:
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.URL.Query().Has("verbose") {
+		fmt.Fprintf(w, "[+]ping ok\n[+]etcd ok\n[+]informer-sync ok\n%s check passed\n", strings.Trim(r.URL.Path, "/"))
+		return
+	}
+	fmt.Fprint(w, "ok")
+}
+
+// authenticate admits requests with a client certificate signed by the cluster CA or a known
+// bearer token; the health and version endpoints are public, as in Kubernetes.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			next.ServeHTTP(w, r.WithContext(withUser(r.Context(), pki.UserFromCertificate(r.TLS.VerifiedChains[0][0]))))
+			return
+		}
+		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") && s.cfg.Tokens != nil {
+			if u, ok := s.cfg.Tokens.Authenticate(strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))); ok {
+				next.ServeHTTP(w, r.WithContext(withUser(r.Context(), u)))
+				return
+			}
+		}
+		switch r.URL.Path {
+		case "/healthz", "/livez", "/readyz", "/version":
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.codecs.writeError(w, r, unauthorized(), schema.GroupResource{}, "")
+	})
+}
+
+type userKey struct{}
+
+func withUser(ctx context.Context, u pki.UserInfo) context.Context {
+	return context.WithValue(ctx, userKey{}, u)
+}
+
+func userFrom(ctx context.Context) pki.UserInfo {
+	u, _ := ctx.Value(userKey{}).(pki.UserInfo)
+	return u
+}

@@ -1,0 +1,101 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"github.com/nanokube/nanokube/internal/runtime/errdefs"
+)
+
+// Runc runs the runc binary against one state directory.
+type Runc struct {
+	Binary string // path to runc
+	Root   string // runc --root
+}
+
+func (r Runc) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, r.Binary, append([]string{"--root", r.Root}, args...)...)
+	cmd.WaitDelay = 0
+	return cmd
+}
+
+func (r Runc) run(ctx context.Context, args ...string) error {
+	out, err := r.command(ctx, args...).CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if strings.Contains(msg, "does not exist") || strings.Contains(msg, "not exist") {
+			return fmt.Errorf("runc %s: %s: %w", args[0], msg, errdefs.ErrNotFound)
+		}
+		return fmt.Errorf("runc %s: %s: %w", args[0], msg, err)
+	}
+	return nil
+}
+
+// Start starts a created container.
+func (r Runc) Start(ctx context.Context, id string) error { return r.run(ctx, "start", id) }
+
+// Kill sends sig to the container's init (or to all its processes).
+func (r Runc) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	args := []string{"kill"}
+	if all {
+		args = append(args, "--all")
+	}
+	return r.run(ctx, append(args, id, fmt.Sprint(int(sig)))...)
+}
+
+// Delete removes the container's runc state (killing it with force).
+func (r Runc) Delete(ctx context.Context, id string, force bool) error {
+	args := []string{"delete"}
+	if force {
+		args = append(args, "--force")
+	}
+	return r.run(ctx, append(args, id)...)
+}
+
+// State is runc's view of a container.
+type State struct {
+	Status string `json:"status"` // created, running, stopped, paused
+	Pid    int    `json:"pid"`
+}
+
+// State returns runc's state of id.
+func (r Runc) State(ctx context.Context, id string) (*State, error) {
+	var stderr bytes.Buffer
+	cmd := r.command(ctx, "state", id)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("runc state %s: %s: %w", id, strings.TrimSpace(stderr.String()), errdefs.ErrNotFound)
+	}
+	var s State
+	if err := json.Unmarshal(out, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// ExecCommand returns the command that runs the process described in processJSON (a file)
+// inside id; the caller wires its stdio and runs it.
+func (r Runc) ExecCommand(ctx context.Context, id, processJSON string, tty bool, consoleSocket string) *exec.Cmd {
+	args := []string{"exec", "--process", processJSON}
+	if tty {
+		args = append(args, "--tty", "--console-socket", consoleSocket)
+	}
+	return r.command(ctx, append(args, id)...)
+}
+
+// Pids lists the host pids of the container's processes.
+func (r Runc) Pids(ctx context.Context, id string) ([]int, error) {
+	out, err := r.command(ctx, "ps", "--format", "json", id).Output()
+	if err != nil {
+		return nil, fmt.Errorf("runc ps %s: %w", id, err)
+	}
+	var pids []int
+	err = json.Unmarshal(out, &pids)
+	return pids, err
+}

@@ -1,0 +1,549 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nanokube/nanokube/internal/runtime/container"
+	"github.com/nanokube/nanokube/internal/runtime/errdefs"
+	"github.com/nanokube/nanokube/internal/runtime/image"
+	"github.com/nanokube/nanokube/internal/runtime/network"
+)
+
+// ctr is one container.
+type ctr struct {
+	ID         string   `json:"id"`
+	SandboxID  string   `json:"sandboxID"`
+	Config     []byte   `json:"config"` // ContainerConfig, protobuf
+	ImageRef   string   `json:"imageRef"`
+	ImageID    string   `json:"imageID"`
+	Layers     []string `json:"layers"`
+	CreatedAt  int64    `json:"createdAt"`
+	StartedAt  int64    `json:"startedAt,omitempty"`
+	LogPath    string   `json:"logPath,omitempty"`
+	StopSignal string   `json:"stopSignal,omitempty"`
+
+	dir    string
+	config *runtimeapi.ContainerConfig
+	mu     sync.Mutex // serialises lifecycle calls
+}
+
+func (c *ctr) rootfs() string { return filepath.Join(c.dir, "rootfs") }
+func (c *ctr) save() error    { return writeJSON(filepath.Join(c.dir, "container.json"), c) }
+
+func containerName(sandboxID string, md *runtimeapi.ContainerMetadata) string {
+	return fmt.Sprintf("%s_%s_%d", sandboxID, md.GetName(), md.GetAttempt())
+}
+
+// CreateContainer prepares the rootfs and bundle and has the shim run `runc create`.
+func (r *Runtime) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	cfg := req.GetConfig()
+	if cfg.GetMetadata().GetName() == "" {
+		return nil, fmt.Errorf("container metadata needs a name: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.GetImage().GetImage() == "" {
+		return nil, fmt.Errorf("container config names no image: %w", errdefs.ErrInvalidArgument)
+	}
+	s, err := r.getSandbox(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	stopped := s.Stopped
+	s.mu.Unlock()
+	if stopped {
+		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", s.ID, errdefs.ErrFailedPrecondition)
+	}
+	img, err := r.images.Get(cfg.GetImage().GetImage())
+	if err != nil {
+		return nil, fmt.Errorf("container image: %w", err)
+	}
+	c := &ctr{ID: newID(), SandboxID: s.ID, ImageRef: cfg.GetImage().GetImage(), ImageID: img.ID, Layers: img.Layers,
+		CreatedAt: time.Now().UnixNano(), config: cfg}
+	if img.Config != nil {
+		c.StopSignal = img.Config.Config.StopSignal
+	}
+	c.dir = filepath.Join(r.cfg.Root, "containers", c.ID)
+	if c.Config, err = proto.Marshal(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.GetLogPath() != "" {
+		c.LogPath = cfg.GetLogPath()
+		if d := req.GetSandboxConfig().GetLogDirectory(); d != "" {
+			c.LogPath = filepath.Join(d, cfg.GetLogPath())
+		} else if d := s.config.GetLogDirectory(); d != "" {
+			c.LogPath = filepath.Join(d, cfg.GetLogPath())
+		}
+	}
+	name := containerName(s.ID, cfg.GetMetadata())
+	r.mu.Lock()
+	for _, o := range r.containers {
+		if containerName(o.SandboxID, o.config.GetMetadata()) == name {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("container name %q is reserved for %s: %w", name, o.ID, errdefs.ErrAlreadyExists)
+		}
+	}
+	r.containers[c.ID] = c
+	r.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := r.createContainer(ctx, s, c, img); err != nil {
+		r.destroyContainer(context.WithoutCancel(ctx), c)
+		r.mu.Lock()
+		delete(r.containers, c.ID)
+		r.mu.Unlock()
+		return nil, err
+	}
+	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil
+}
+
+func (r *Runtime) createContainer(ctx context.Context, s *sandbox, c *ctr, img *image.Image) error {
+	for _, d := range []string{c.dir, filepath.Join(c.dir, "upper"), filepath.Join(c.dir, "work"), c.rootfs()} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return err
+		}
+	}
+	if err := c.save(); err != nil {
+		return err
+	}
+	layers, err := r.images.Acquire(img.ID)
+	if err != nil {
+		return err
+	}
+	if err := mountRootfs(c, image.LowerDirs(layers)); err != nil {
+		return err
+	}
+	if c.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
+			return fmt.Errorf("log directory: %w", err)
+		}
+	}
+	nsOpts := s.config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if o := c.config.GetLinux().GetSecurityContext().GetNamespaceOptions(); o != nil {
+		nsOpts = o
+	}
+	spec, err := container.Spec(container.SpecInput{
+		ID: c.ID, Config: c.config, Sandbox: s.config, Image: img.Config, Rootfs: c.rootfs(),
+		SandboxDir: s.dir, NetNS: s.nsPath(network.NetNS), IPCNS: s.nsPath(network.IPCNS), UTSNS: s.nsPath(network.UTSNS),
+		HostPID: nsOpts.GetPid() == runtimeapi.NamespaceMode_NODE, CgroupsPath: s.Cgroup + "/" + c.ID,
+		MinOOMScoreAdj: r.minOOM,
+	})
+	if err != nil {
+		return err
+	}
+	if s.nsPath(network.UTSNS) == "" {
+		spec.Hostname = ""
+	}
+	if err := writeJSON(filepath.Join(c.dir, "config.json"), spec); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(c.dir, container.ShimConfigFile), container.ShimConfig{
+		ID: c.ID, Runc: r.runc, LogPath: c.LogPath, Stdin: c.config.GetStdin(), Terminal: c.config.GetTty(),
+	}); err != nil {
+		return err
+	}
+	if _, err := container.StartShim(ctx, c.dir); err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
+	return nil
+}
+
+func mountRootfs(c *ctr, lower []string) error {
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lower, ":"),
+		filepath.Join(c.dir, "upper"), filepath.Join(c.dir, "work"))
+	if len(opts) >= os.Getpagesize() {
+		return fmt.Errorf("overlay options for %d layers exceed a page: %w", len(lower), errdefs.ErrInvalidArgument)
+	}
+	if err := unix.Mount("overlay", c.rootfs(), "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount container rootfs: %w", err)
+	}
+	return nil
+}
+
+// destroyContainer removes every trace of c: runc state, shim, rootfs mount, layers held,
+// bundle. Safe on half-created containers.
+func (r *Runtime) destroyContainer(ctx context.Context, c *ctr) {
+	if err := r.runc.Delete(ctx, c.ID, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		r.log.Warn("runc delete", "container", c.ID, "err", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, _ = container.WaitExit(wctx, c.dir)
+	cancel()
+	if err := unix.Unmount(c.rootfs(), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		r.log.Warn("unmount rootfs", "container", c.ID, "err", err)
+	}
+	if isMounted(c.rootfs()) {
+		r.log.Warn("rootfs still mounted", "container", c.ID)
+	} else if err := os.RemoveAll(c.dir); err != nil {
+		r.log.Warn("remove container dir", "container", c.ID, "err", err)
+	}
+	r.images.Release(c.Layers)
+}
+
+func isMounted(path string) bool {
+	var st, pst unix.Stat_t
+	if unix.Lstat(path, &st) != nil || unix.Lstat(filepath.Dir(path), &pst) != nil {
+		return false
+	}
+	return st.Dev != pst.Dev
+}
+
+// StartContainer implements CRI.
+func (r *Runtime) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
+	c, err := r.getContainer(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.StartedAt != 0 {
+		return nil, fmt.Errorf("container %s was already started: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	if _, err := container.ReadExit(c.dir); err == nil {
+		return nil, fmt.Errorf("container %s has exited: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	// Taken before the start: a quick container may exit before runc returns, and its
+	// finish time must not precede its start time.
+	started := time.Now().UnixNano()
+	if err := r.runc.Start(ctx, c.ID); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	c.StartedAt = started
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.StartContainerResponse{}, nil
+}
+
+// StopContainer implements CRI: the stop signal, then SIGKILL after the timeout.
+func (r *Runtime) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
+	c, err := r.getContainer(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.stopContainer(ctx, c, time.Duration(req.GetTimeout())*time.Second); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+func (r *Runtime) stopContainer(ctx context.Context, c *ctr, timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := container.ReadExit(c.dir); err == nil {
+		return nil
+	}
+	if !container.ShimAlive(c.dir) {
+		return nil // nothing left to stop; status reports the lost exit
+	}
+	if timeout > 0 && c.StartedAt != 0 {
+		sig := stopSignal(c.StopSignal)
+		if err := r.runc.Kill(ctx, c.ID, sig, false); err != nil {
+			r.log.Debug("stop signal", "container", c.ID, "err", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		_, err := container.WaitExit(wctx, c.dir)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	if err := r.runc.Kill(ctx, c.ID, syscall.SIGKILL, true); err != nil {
+		r.log.Debug("kill", "container", c.ID, "err", err)
+		// A created container that was never started goes only through delete.
+		if c.StartedAt == 0 {
+			_ = r.runc.Delete(ctx, c.ID, true)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := container.WaitExit(wctx, c.dir); err != nil {
+		return fmt.Errorf("container %s did not exit after SIGKILL: %w", c.ID, err)
+	}
+	return nil
+}
+
+func stopSignal(name string) syscall.Signal {
+	name = strings.TrimPrefix(strings.ToUpper(name), "SIG")
+	if name == "" {
+		return syscall.SIGTERM
+	}
+	if s := unix.SignalNum("SIG" + name); s != 0 {
+		return s
+	}
+	var n int
+	if _, err := fmt.Sscan(name, &n); err == nil && n > 0 {
+		return syscall.Signal(n)
+	}
+	return syscall.SIGTERM
+}
+
+// RemoveContainer implements CRI; removing a missing container succeeds.
+func (r *Runtime) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	c, err := r.getContainer(req.GetContainerId())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &runtimeapi.RemoveContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := r.removeContainer(ctx, c); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+func (r *Runtime) removeContainer(ctx context.Context, c *ctr) error {
+	if err := r.stopContainer(ctx, c, 0); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.destroyContainer(ctx, c)
+	r.mu.Lock()
+	delete(r.containers, c.ID)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
+	c.mu.Lock()
+	started := c.StartedAt
+	c.mu.Unlock()
+	st := &runtimeapi.ContainerStatus{
+		Id: c.ID, Metadata: c.config.GetMetadata(), CreatedAt: c.CreatedAt, StartedAt: started,
+		Image: c.config.GetImage(), ImageRef: c.ImageID, ImageId: c.ImageID, Labels: c.config.GetLabels(),
+		Annotations: c.config.GetAnnotations(), LogPath: c.LogPath, State: runtimeapi.ContainerState_CONTAINER_CREATED,
+	}
+	for _, m := range c.config.GetMounts() {
+		st.Mounts = append(st.Mounts, m)
+	}
+	exit, err := container.ReadExit(c.dir)
+	switch {
+	case err == nil:
+		st.State, st.ExitCode, st.FinishedAt = runtimeapi.ContainerState_CONTAINER_EXITED, exit.Code, exit.FinishedAt.UnixNano()
+		st.Reason = "Completed"
+		if exit.Code != 0 {
+			st.Reason = "Error"
+		}
+		if exit.Signal == int(syscall.SIGKILL) && oomKilled(c) {
+			st.Reason = "OOMKilled"
+		}
+	case started != 0 && container.ShimAlive(c.dir):
+		st.State = runtimeapi.ContainerState_CONTAINER_RUNNING
+	case started != 0 || !container.ShimAlive(c.dir):
+		// The shim died without recording an exit.
+		st.State, st.ExitCode, st.Reason = runtimeapi.ContainerState_CONTAINER_EXITED, 255, "Unknown"
+		st.Message = "the container's shim exited without recording an exit status"
+		if fi, err := os.Stat(filepath.Join(c.dir, container.ShimPidFile)); err == nil {
+			st.FinishedAt = fi.ModTime().UnixNano()
+		}
+	}
+	return st
+}
+
+// oomKilled is best effort: a memory cgroup whose limit was hit is gone with the container,
+// so only a limit in the config and SIGKILL hint at it.
+func oomKilled(c *ctr) bool { return false }
+
+// ContainerStatus implements CRI.
+func (r *Runtime) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	c, err := r.getContainer(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: r.containerStatus(c)}
+	if req.GetVerbose() {
+		resp.Info = map[string]string{"info": fmt.Sprintf(`{"bundle":%q,"sandboxID":%q}`, c.dir, c.SandboxID)}
+	}
+	return resp, nil
+}
+
+// ListContainers implements CRI.
+func (r *Runtime) ListContainers(_ context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	f := req.GetFilter()
+	r.mu.Lock()
+	all := make([]*ctr, 0, len(r.containers))
+	for _, c := range r.containers {
+		all = append(all, c)
+	}
+	r.mu.Unlock()
+	resp := &runtimeapi.ListContainersResponse{}
+	for _, c := range all {
+		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
+			continue
+		}
+		if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.SandboxID, f.GetPodSandboxId()) {
+			continue
+		}
+		if !matchLabels(f.GetLabelSelector(), c.config.GetLabels()) {
+			continue
+		}
+		st := r.containerStatus(c)
+		if f.GetState() != nil && f.GetState().GetState() != st.State {
+			continue
+		}
+		resp.Containers = append(resp.Containers, &runtimeapi.Container{
+			Id: c.ID, PodSandboxId: c.SandboxID, Metadata: st.Metadata, Image: st.Image, ImageRef: st.ImageRef,
+			ImageId: c.ImageID, State: st.State, CreatedAt: c.CreatedAt, Labels: st.Labels, Annotations: st.Annotations,
+		})
+	}
+	return resp, nil
+}
+
+// ReopenContainerLog implements CRI.
+func (r *Runtime) ReopenContainerLog(_ context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+	c, err := r.getContainer(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	if st := r.containerStatus(c); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return nil, fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	if err := container.ReopenLog(c.dir); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ReopenContainerLogResponse{}, nil
+}
+
+// execProcess writes the OCI process for cmd in c (the container's user, env, cwd) to a
+// temp file and returns its path.
+func (r *Runtime) execProcess(c *ctr, cmd []string, tty bool) (string, error) {
+	if len(cmd) == 0 {
+		return "", fmt.Errorf("exec needs a command: %w", errdefs.ErrInvalidArgument)
+	}
+	var spec specs.Spec
+	if err := readJSON(filepath.Join(c.dir, "config.json"), &spec); err != nil {
+		return "", fmt.Errorf("container %s spec: %w", c.ID, err)
+	}
+	p := *spec.Process
+	p.Args, p.Terminal = cmd, tty
+	p.ConsoleSize = nil
+	f, err := os.CreateTemp(c.dir, "exec-*.json")
+	if err != nil {
+		return "", err
+	}
+	path := f.Name()
+	f.Close()
+	if err := writeJSON(path, &p); err != nil {
+		os.Remove(path)
+		return "", err
+	}
+	return path, nil
+}
+
+func (r *Runtime) requireRunning(c *ctr) error {
+	if st := r.containerStatus(c); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return fmt.Errorf("container %s is %s, not running: %w", c.ID, strings.TrimPrefix(st.State.String(), "CONTAINER_"), errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// ExecSync implements CRI.
+func (r *Runtime) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+	c, err := r.getContainer(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	if err := r.requireRunning(c); err != nil {
+		return nil, err
+	}
+	proc, err := r.execProcess(c, req.GetCmd(), false)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(proc)
+	if req.GetTimeout() > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.GetTimeout())*time.Second)
+		defer cancel()
+	}
+	cmd := r.runc.ExecCommand(ctx, c.ID, proc, false, "")
+	var stdout, stderr limitedBuffer
+	stdout.max, stderr.max = 16<<20, 16<<20
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("exec in %s: timed out after %ds: %w", c.ID, req.GetTimeout(), context.DeadlineExceeded)
+	}
+	var exitErr *exec.ExitError
+	code := int32(0)
+	if errors.As(err, &exitErr) {
+		code = int32(exitErr.ExitCode())
+	} else if err != nil {
+		return nil, fmt.Errorf("exec in %s: %w", c.ID, err)
+	}
+	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: code}, nil
+}
+
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room < len(p) {
+		if room > 0 {
+			b.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}
+
+// recover loads sandboxes and containers from disk after a restart.
+func (r *Runtime) recover() error {
+	sdirs, _ := os.ReadDir(filepath.Join(r.cfg.Root, "sandboxes"))
+	for _, d := range sdirs {
+		s := &sandbox{dir: filepath.Join(r.cfg.Root, "sandboxes", d.Name())}
+		if err := readJSON(filepath.Join(s.dir, "sandbox.json"), s); err != nil {
+			r.log.Warn("skipping unreadable sandbox", "dir", s.dir, "err", err)
+			continue
+		}
+		s.config = &runtimeapi.PodSandboxConfig{}
+		if err := proto.Unmarshal(s.Config, s.config); err != nil {
+			r.log.Warn("skipping sandbox with bad config", "id", s.ID, "err", err)
+			continue
+		}
+		r.sandboxes[s.ID] = s
+	}
+	cdirs, _ := os.ReadDir(filepath.Join(r.cfg.Root, "containers"))
+	for _, d := range cdirs {
+		c := &ctr{dir: filepath.Join(r.cfg.Root, "containers", d.Name())}
+		if err := readJSON(filepath.Join(c.dir, "container.json"), c); err != nil {
+			r.log.Warn("skipping unreadable container", "dir", c.dir, "err", err)
+			continue
+		}
+		c.config = &runtimeapi.ContainerConfig{}
+		if err := proto.Unmarshal(c.Config, c.config); err != nil {
+			r.log.Warn("skipping container with bad config", "id", c.ID, "err", err)
+			continue
+		}
+		r.images.AcquireLayers(c.Layers)
+		if _, err := os.Stat(filepath.Join(c.dir, container.ShimPidFile)); err != nil {
+			// Creation never finished: the runtime died in CreateContainer.
+			r.destroyContainer(context.Background(), c)
+			continue
+		}
+		if _, ok := r.sandboxes[c.SandboxID]; !ok {
+			r.log.Warn("container of a missing sandbox", "id", c.ID, "sandbox", c.SandboxID)
+		}
+		r.containers[c.ID] = c
+	}
+	r.log.Info("runtime state recovered", "sandboxes", len(r.sandboxes), "containers", len(r.containers))
+	return nil
+}

@@ -1,0 +1,25 @@
+// Package runtime is nanokube's container runtime: a CRI v1 server (RuntimeService and
+// ImageService from k8s.io/cri-api) on a unix socket.
+//
+//	CRI client ──gRPC──► runtime ──► image.Store      pull, import, content-addressed layers
+//	                         │  └──► network.CNI      netns pinned by bind mounts, libcni
+//	                         └─────► container.*      OCI spec, runc, per-container shim
+//
+// State lives under Config.Root and survives restarts:
+//
+//	image/                 the image store (see package image)
+//	images/                tarballs imported at start (air-gapped nodes)
+//	sandboxes/<id>/        sandbox.json, ns/{net,ipc,uts}, hostname, hosts, resolv.conf
+//	containers/<id>/       container.json, the OCI bundle (config.json), rootfs overlay mount,
+//	                       and the shim's files (shim.json, shim.pid, exit.json)
+//	runc/                  runc's own state directory
+//	cni/                   CNI result cache and IPAM state
+//
+// No pause container: a sandbox's network, IPC and UTS namespaces are pinned by bind mounts
+// and each container's runc spec joins them by path. Containers are children of their shim
+// (see package container), never of the runtime, so the runtime can restart at any time;
+// New reloads every sandbox and container from disk.
+//
+// Errors inside the package carry the classes of package errdefs; the gRPC interceptor turns
+// them into status codes, so every handler simply returns its error.
+package runtime

@@ -1,0 +1,237 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// The error classes of this package. Callers match them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("the object has been modified")
+	ErrExpired  = errors.New("resource version expired")
+	ErrTimeout  = errors.New("timed out waiting for resource version")
+)
+
+// Store is the etcd-backed object store.
+type Store struct {
+	client  *clientv3.Client
+	encoder runtime.Encoder
+	decoder runtime.Decoder
+}
+
+// New returns a Store that encodes values with enc and decodes them with dec.
+func New(client *clientv3.Client, enc runtime.Encoder, dec runtime.Decoder) *Store {
+	return &Store{client: client, encoder: enc, decoder: dec}
+}
+
+// Client returns the underlying etcd client.
+func (s *Store) Client() *clientv3.Client { return s.client }
+
+// Get returns the object at key, at the latest revision (rev 0) or at rev.
+func (s *Store) Get(ctx context.Context, key string, rev int64) (runtime.Object, error) {
+	var opts []clientv3.OpOption
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	resp, err := s.client.Get(ctx, key, opts...)
+	if err != nil {
+		return nil, mapEtcdError(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	return s.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+}
+
+// ListOptions bound a range read.
+type ListOptions struct {
+	// Revision reads at a past revision; 0 is the latest.
+	Revision int64
+	// StartKey continues a paginated list: only keys >= StartKey under the prefix are read.
+	StartKey string
+	// Limit caps the number of keys read (0: no limit).
+	Limit int64
+}
+
+// ListResult is one page of a range read.
+type ListResult struct {
+	Items    []runtime.Object
+	Keys     []string
+	Revision int64 // the revision the page was read at
+	More     bool  // keys remain after the last one returned
+}
+
+// List reads the objects under prefix (which should end in "/").
+func (s *Store) List(ctx context.Context, prefix string, opts ListOptions) (*ListResult, error) {
+	start := prefix
+	if opts.StartKey != "" {
+		if !strings.HasPrefix(opts.StartKey, prefix) {
+			return nil, fmt.Errorf("continue key %q is outside %q", opts.StartKey, prefix)
+		}
+		start = opts.StartKey
+	}
+	ops := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix))}
+	if opts.Revision > 0 {
+		ops = append(ops, clientv3.WithRev(opts.Revision))
+	}
+	if opts.Limit > 0 {
+		ops = append(ops, clientv3.WithLimit(opts.Limit))
+	}
+	resp, err := s.client.Get(ctx, start, ops...)
+	if err != nil {
+		return nil, mapEtcdError(err)
+	}
+	out := &ListResult{Revision: resp.Header.Revision, More: resp.More,
+		Items: make([]runtime.Object, 0, len(resp.Kvs)), Keys: make([]string, 0, len(resp.Kvs))}
+	for _, kv := range resp.Kvs {
+		obj, err := s.decode(kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out.Items = append(out.Items, obj)
+		out.Keys = append(out.Keys, string(kv.Key))
+	}
+	return out, nil
+}
+
+// Create stores obj at key if the key does not exist. obj's resourceVersion is set to the
+// new revision.
+func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) error {
+	data, err := s.encode(obj)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil {
+		return mapEtcdError(err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%s: %w", key, ErrExists)
+	}
+	return setRevision(obj, resp.Header.Revision)
+}
+
+// Update replaces the object at key if its mod revision is still rev. obj's resourceVersion is
+// set to the new revision. ErrNotFound if the key is gone, ErrConflict if it changed.
+func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, rev int64) error {
+	data, err := s.encode(obj)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(key, string(data))).
+		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return mapEtcdError(err)
+	}
+	if !resp.Succeeded {
+		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+			return fmt.Errorf("%s: %w", key, ErrNotFound)
+		}
+		return fmt.Errorf("%s: %w", key, ErrConflict)
+	}
+	return setRevision(obj, resp.Header.Revision)
+}
+
+// Delete removes the object at key if its mod revision is still rev (rev 0: unconditionally)
+// and returns the deleted object with its resourceVersion set to the deletion's revision.
+func (s *Store) Delete(ctx context.Context, key string, rev int64) (runtime.Object, error) {
+	cmp := clientv3.Compare(clientv3.ModRevision(key), "=", rev)
+	if rev == 0 {
+		cmp = clientv3.Compare(clientv3.CreateRevision(key), ">", 0)
+	}
+	resp, err := s.client.Txn(ctx).If(cmp).
+		Then(clientv3.OpDelete(key, clientv3.WithPrevKV())).
+		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
+		Commit()
+	if err != nil {
+		return nil, mapEtcdError(err)
+	}
+	if !resp.Succeeded {
+		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+			return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("%s: %w", key, ErrConflict)
+	}
+	prev := resp.Responses[0].GetResponseDeleteRange().PrevKvs
+	if len(prev) == 0 {
+		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	return s.decode(prev[0].Value, resp.Header.Revision)
+}
+
+// Revision returns etcd's current revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	resp, err := s.client.Get(ctx, "/registry/\x00revision", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, mapEtcdError(err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Compact discards etcd history before rev.
+func (s *Store) Compact(ctx context.Context, rev int64) error {
+	_, err := s.client.Compact(ctx, rev)
+	if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return mapEtcdError(err)
+	}
+	return nil
+}
+
+func (s *Store) encode(obj runtime.Object) ([]byte, error) {
+	// The revision is the key's, never part of the value.
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, err
+	}
+	rv := m.GetResourceVersion()
+	m.SetResourceVersion("")
+	defer m.SetResourceVersion(rv)
+	var b bytes.Buffer
+	if err := s.encoder.Encode(obj, &b); err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+func (s *Store) decode(data []byte, rev int64) (runtime.Object, error) {
+	obj, _, err := s.decoder.Decode(data, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return obj, setRevision(obj, rev)
+}
+
+func setRevision(obj runtime.Object, rev int64) error {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	m.SetResourceVersion(formatRV(rev))
+	return nil
+}
+
+func mapEtcdError(err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted):
+		return fmt.Errorf("%w: %v", ErrExpired, err)
+	case errors.Is(err, rpctypes.ErrFutureRev):
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return err
+}
