@@ -29,6 +29,7 @@ func newRuntimeCommand() *cobra.Command {
 	f.StringVar(&cfg.CNIBinDir, "cni-bin-dir", "/usr/lib/cni", "directory of CNI plugin binaries")
 	f.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "", "directory of CNI network configs (default ROOT/cni/net.d)")
 	f.StringVar(&cfg.CNIBridge, "cni-bridge", "nk0", "bridge of the CNI config written from the pod CIDR")
+	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "pod CIDR for the CNI config written at start (otherwise the kubelet's UpdateRuntimeConfig sets it)")
 	f.BoolVar(&cfg.NoMasquerade, "no-masquerade", false, "do not NAT pod traffic leaving the pod CIDR")
 	f.StringVar(&cfg.Runc, "runc", "runc", "runc binary")
 	f.StringVar(&cfg.StreamAddress, "stream-address", "127.0.0.1:0", "address of the exec/attach/port-forward streaming server")

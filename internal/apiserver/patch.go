@@ -84,7 +84,7 @@ func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, rs *resource
 		if err != nil {
 			return nil, badRequest("the JSON patch is malformed: %v", err)
 		}
-		if patched, err = p.Apply(original); err != nil {
+		if patched, err = applyJSONPatch(p, original); err != nil {
 			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", rs.gr, m.GetName(), "the JSON patch could not be applied: "+err.Error(), 0, false)
 		}
 	case types.MergePatchType:
@@ -182,4 +182,15 @@ func applyErr(obj runtime.Object, err error) (runtime.Object, error) {
 		return nil, err
 	}
 	return nil, apierrors.NewBadRequest(err.Error())
+}
+
+// applyJSONPatch applies p, turning the library's panics on some malformed operations (a
+// replace of "" without a value) into errors.
+func applyJSONPatch(p jsonpatch.Patch, doc []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed operation: %v", r)
+		}
+	}()
+	return p.Apply(doc)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -53,7 +54,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	var result runtime.Object
 	code := http.StatusOK
 	switch req.subresource {
-	case "", "status":
+	case "", "status", "ephemeralcontainers":
 		switch req.verb {
 		case "get":
 			result, err = s.get(ctx, r, rs, req)
@@ -498,8 +499,21 @@ func (s *Server) prepareUpdate(ctx context.Context, rs *resourceStore, sub strin
 		m.SetResourceVersion(fm.GetResourceVersion())
 	case sub == "binding":
 		// A binding writes spec.nodeName and the PodScheduled condition, nothing else.
-	case rs.hasStat:
-		copyField(obj, old, "Status")
+	case sub == "ephemeralcontainers": // pods/<name>/ephemeralcontainers writes only those
+		e := obj.(*corev1.Pod)
+		obj = old.DeepCopyObject()
+		obj.(*corev1.Pod).Spec.EphemeralContainers = e.Spec.EphemeralContainers
+		obj.(*corev1.Pod).ResourceVersion = e.ResourceVersion
+	default:
+		if rs.hasStat {
+			copyField(obj, old, "Status")
+		}
+		switch o := obj.(type) {
+		case *corev1.Namespace: // spec.finalizers change only through namespaces/<name>/finalize
+			o.Spec = old.(*corev1.Namespace).Spec
+		case *corev1.Pod: // ephemeral containers change only through their subresource
+			o.Spec.EphemeralContainers = old.(*corev1.Pod).Spec.EphemeralContainers
+		}
 	}
 	m, _ := meta.Accessor(obj)
 	om, _ := meta.Accessor(old)

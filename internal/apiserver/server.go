@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -249,7 +250,23 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/apis", s.discovery.serveAPIs)
 	mux.HandleFunc("/api/", s.serveResource)
 	mux.HandleFunc("/apis/", s.serveResource)
-	return s.authenticate(s.metrics.instrument(mux))
+	return s.recoverPanics(s.authenticate(s.metrics.instrument(mux)))
+}
+
+// recoverPanics answers a handler panic with a 500 Status instead of a reset connection.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				s.codecs.writeError(w, r, fmt.Errorf("internal error: %v", v), schema.GroupResource{}, "")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {

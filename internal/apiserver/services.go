@@ -339,8 +339,15 @@ func (s *Server) admitUpdate(ctx context.Context, rs *resourceStore, obj, old ru
 	if svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP == "" && prev.Spec.ClusterIP != "" {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = prev.Spec.ClusterIP, prev.Spec.ClusterIPs
 	}
+	// Fields that only mean something for other types go when the type changes, as in
+	// Kubernetes' dropTypeDependentFields.
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil
+		svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy = nil, nil
+	}
+	if svc.Spec.Type != corev1.ServiceTypeNodePort && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		svc.Spec.ExternalTrafficPolicy = ""
+		svc.Spec.HealthCheckNodePort = 0
 	}
 	if _, err := s.allocateService(ctx, svc, prev); err != nil {
 		return err

@@ -103,8 +103,8 @@ func validateHPA(h *autoscalingv2.HorizontalPodAutoscaler) field.ErrorList {
 		errs = append(errs, field.Required(ref.Child("name"), ""))
 	}
 	minReplicas := ptr.Deref(h.Spec.MinReplicas, 1)
-	if minReplicas < 0 {
-		errs = append(errs, field.Invalid(sp.Child("minReplicas"), minReplicas, "must be greater than or equal to 0"))
+	if minReplicas < 1 { // scale to zero is an alpha feature
+		errs = append(errs, field.Invalid(sp.Child("minReplicas"), minReplicas, "must be greater than or equal to 1"))
 	}
 	if h.Spec.MaxReplicas < 1 {
 		errs = append(errs, field.Invalid(sp.Child("maxReplicas"), h.Spec.MaxReplicas, "must be greater than 0"))

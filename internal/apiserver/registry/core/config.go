@@ -41,9 +41,18 @@ var ConfigMapStrategy = registry.Strategy{
 // SecretStrategy is the strategy of secrets.
 var SecretStrategy = registry.Strategy{
 	Default: func(obj runtime.Object) {
-		if s := obj.(*corev1.Secret); s.Type == "" {
+		s := obj.(*corev1.Secret)
+		if s.Type == "" {
 			s.Type = corev1.SecretTypeOpaque
 		}
+		// stringData is write-only: Kubernetes merges it into data (winning over data) on decode.
+		for k, v := range s.StringData {
+			if s.Data == nil {
+				s.Data = map[string][]byte{}
+			}
+			s.Data[k] = []byte(v)
+		}
+		s.StringData = nil
 	},
 	Validate: func(obj runtime.Object) field.ErrorList { return validateSecret(obj.(*corev1.Secret)) },
 	ValidateUpdate: func(obj, old runtime.Object) field.ErrorList {

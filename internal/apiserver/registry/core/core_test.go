@@ -392,10 +392,13 @@ func TestConfigMapAndSecret(t *testing.T) {
 	if got := paths(ConfigMapStrategy.Validate(big)); len(got) != 1 || got[0][:17] != "FieldValueTooLong" {
 		t.Errorf("big configmap: %v", got)
 	}
-	s := &corev1.Secret{}
+	s := &corev1.Secret{StringData: map[string]string{"password": "x"}, Data: map[string][]byte{"password": []byte("y"), "user": []byte("u")}}
 	SecretStrategy.Default(s)
 	if s.Type != corev1.SecretTypeOpaque || SecretStrategy.Fields(s)["type"] != "Opaque" {
 		t.Errorf("secret type %q", s.Type)
+	}
+	if s.StringData != nil || string(s.Data["password"]) != "x" || string(s.Data["user"]) != "u" {
+		t.Errorf("stringData not merged: %v %v", s.StringData, s.Data)
 	}
 	tls := &corev1.Secret{Type: corev1.SecretTypeTLS, Data: map[string][]byte{"tls.crt": nil}}
 	if got := paths(SecretStrategy.Validate(tls)); !equal(got, []string{"FieldValueRequired:data[tls.key]"}) {

@@ -147,6 +147,9 @@ func ValidatePodSpec(spec *corev1.PodSpec, fldPath *field.Path, restartPolicies 
 			}
 		}
 	}
+	errs = append(errs, validateHostPorts(spec, fldPath)...)
+	errs = append(errs, validateAffinity(spec.Affinity, fldPath.Child("affinity"))...)
+	errs = append(errs, validateTopologySpread(spec.TopologySpreadConstraints, fldPath.Child("topologySpreadConstraints"))...)
 	for i, g := range spec.ReadinessGates {
 		for _, msg := range utilvalidation.IsQualifiedName(string(g.ConditionType)) {
 			errs = append(errs, field.Invalid(fldPath.Child("readinessGates").Index(i).Child("conditionType"), g.ConditionType, msg))
@@ -483,6 +486,23 @@ func validateVolumeSource(s *corev1.VolumeSource, p *field.Path) field.ErrorList
 		mode(s.DownwardAPI.DefaultMode, p.Child("downwardAPI", "defaultMode"))
 	case s.Projected != nil:
 		mode(s.Projected.DefaultMode, p.Child("projected", "defaultMode"))
+		for i := range s.Projected.Sources {
+			sp := p.Child("projected", "sources").Index(i)
+			switch set := setFields(&s.Projected.Sources[i]); {
+			case len(set) == 0:
+				errs = append(errs, field.Required(sp, "must specify exactly 1 of: configMap, secret, downwardAPI, serviceAccountToken, clusterTrustBundle, podCertificate"))
+			case len(set) > 1:
+				errs = append(errs, field.Forbidden(sp.Child(set[1]), "may not specify more than 1 volume type per source"))
+			}
+			if t := s.Projected.Sources[i].ServiceAccountToken; t != nil {
+				if t.Path == "" {
+					errs = append(errs, field.Required(sp.Child("serviceAccountToken", "path"), ""))
+				}
+				if t.ExpirationSeconds != nil && *t.ExpirationSeconds < 600 {
+					errs = append(errs, field.Invalid(sp.Child("serviceAccountToken", "expirationSeconds"), *t.ExpirationSeconds, "may not specify a duration less than 10 minutes"))
+				}
+			}
+		}
 	case s.HostPath != nil:
 		if s.HostPath.Path == "" {
 			errs = append(errs, field.Required(p.Child("hostPath", "path"), ""))
@@ -534,3 +554,142 @@ func setFields(v interface{}) []string {
 }
 
 func countSet(v interface{}) int { return len(setFields(v)) }
+
+// validateHostPorts rejects two containers of a pod asking for the same host port.
+func validateHostPorts(spec *corev1.PodSpec, fldPath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := sets.New[string]()
+	for i, c := range spec.Containers {
+		for j, port := range c.Ports {
+			if port.HostPort == 0 {
+				continue
+			}
+			key := fmt.Sprintf("%s/%s/%d", port.Protocol, port.HostIP, port.HostPort)
+			if seen.Has(key) {
+				errs = append(errs, field.Duplicate(fldPath.Child("containers").Index(i).Child("ports").Index(j).Child("hostPort"),
+					fmt.Sprintf("%d/%s", port.HostPort, port.Protocol)))
+			}
+			seen.Insert(key)
+		}
+	}
+	return errs
+}
+
+var nodeSelectorOperators = []corev1.NodeSelectorOperator{corev1.NodeSelectorOpIn, corev1.NodeSelectorOpNotIn,
+	corev1.NodeSelectorOpExists, corev1.NodeSelectorOpDoesNotExist, corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt}
+
+func validateAffinity(a *corev1.Affinity, p *field.Path) field.ErrorList {
+	if a == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if na := a.NodeAffinity; na != nil {
+		np := p.Child("nodeAffinity")
+		if req := na.RequiredDuringSchedulingIgnoredDuringExecution; req != nil {
+			rp := np.Child("requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+			if len(req.NodeSelectorTerms) == 0 {
+				errs = append(errs, field.Required(rp, "must have at least one node selector term"))
+			}
+			for i, term := range req.NodeSelectorTerms {
+				errs = append(errs, validateNodeSelectorTerm(term, rp.Index(i))...)
+			}
+		}
+		for i, pref := range na.PreferredDuringSchedulingIgnoredDuringExecution {
+			pp := np.Child("preferredDuringSchedulingIgnoredDuringExecution").Index(i)
+			if pref.Weight < 1 || pref.Weight > 100 {
+				errs = append(errs, field.Invalid(pp.Child("weight"), pref.Weight, "must be in the range 1-100"))
+			}
+			errs = append(errs, validateNodeSelectorTerm(pref.Preference, pp.Child("preference"))...)
+		}
+	}
+	for name, pa := range map[string]*corev1.PodAffinity{"podAffinity": a.PodAffinity} {
+		if pa != nil {
+			errs = append(errs, validatePodAffinityTerms(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, p.Child(name))...)
+		}
+	}
+	if pa := a.PodAntiAffinity; pa != nil {
+		errs = append(errs, validatePodAffinityTerms(pa.RequiredDuringSchedulingIgnoredDuringExecution, pa.PreferredDuringSchedulingIgnoredDuringExecution, p.Child("podAntiAffinity"))...)
+	}
+	return errs
+}
+
+func validateNodeSelectorTerm(term corev1.NodeSelectorTerm, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, r := range term.MatchExpressions {
+		rp := p.Child("matchExpressions").Index(i)
+		for _, msg := range utilvalidation.IsQualifiedName(r.Key) {
+			errs = append(errs, field.Invalid(rp.Child("key"), r.Key, msg))
+		}
+		switch r.Operator {
+		case corev1.NodeSelectorOpIn, corev1.NodeSelectorOpNotIn:
+			if len(r.Values) == 0 {
+				errs = append(errs, field.Required(rp.Child("values"), "must be specified when `operator` is 'In' or 'NotIn'"))
+			}
+		case corev1.NodeSelectorOpExists, corev1.NodeSelectorOpDoesNotExist:
+			if len(r.Values) > 0 {
+				errs = append(errs, field.Forbidden(rp.Child("values"), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+			}
+		case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
+			if len(r.Values) != 1 {
+				errs = append(errs, field.Required(rp.Child("values"), "must be specified single value when `operator` is 'Lt' or 'Gt'"))
+			}
+		default:
+			errs = append(errs, field.NotSupported(rp.Child("operator"), r.Operator, nodeSelectorOperators))
+		}
+	}
+	return errs
+}
+
+func validatePodAffinityTerms(required []corev1.PodAffinityTerm, preferred []corev1.WeightedPodAffinityTerm, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	term := func(t corev1.PodAffinityTerm, tp *field.Path) {
+		if t.TopologyKey == "" {
+			errs = append(errs, field.Required(tp.Child("topologyKey"), "can not be empty"))
+		} else {
+			for _, msg := range utilvalidation.IsQualifiedName(t.TopologyKey) {
+				errs = append(errs, field.Invalid(tp.Child("topologyKey"), t.TopologyKey, msg))
+			}
+		}
+		if t.LabelSelector != nil {
+			errs = append(errs, metav1validation.ValidateLabelSelector(t.LabelSelector, metav1validation.LabelSelectorValidationOptions{}, tp.Child("labelSelector"))...)
+		}
+	}
+	for i, t := range required {
+		term(t, p.Child("requiredDuringSchedulingIgnoredDuringExecution").Index(i))
+	}
+	for i, w := range preferred {
+		wp := p.Child("preferredDuringSchedulingIgnoredDuringExecution").Index(i)
+		if w.Weight < 1 || w.Weight > 100 {
+			errs = append(errs, field.Invalid(wp.Child("weight"), w.Weight, "must be in the range 1-100"))
+		}
+		term(w.PodAffinityTerm, wp.Child("podAffinityTerm"))
+	}
+	return errs
+}
+
+func validateTopologySpread(constraints []corev1.TopologySpreadConstraint, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	actions := []corev1.UnsatisfiableConstraintAction{corev1.DoNotSchedule, corev1.ScheduleAnyway}
+	seen := sets.New[string]()
+	for i, c := range constraints {
+		cp := p.Index(i)
+		if c.MaxSkew <= 0 {
+			errs = append(errs, field.Invalid(cp.Child("maxSkew"), c.MaxSkew, "must be greater than zero"))
+		}
+		if c.TopologyKey == "" {
+			errs = append(errs, field.Required(cp.Child("topologyKey"), "can not be empty"))
+		}
+		if !supported(c.WhenUnsatisfiable, actions) {
+			errs = append(errs, field.NotSupported(cp.Child("whenUnsatisfiable"), c.WhenUnsatisfiable, actions))
+		}
+		key := c.TopologyKey + "/" + string(c.WhenUnsatisfiable)
+		if seen.Has(key) {
+			errs = append(errs, field.Duplicate(cp, fmt.Sprintf("{%v, %v}", c.TopologyKey, c.WhenUnsatisfiable)))
+		}
+		seen.Insert(key)
+		if c.MinDomains != nil && *c.MinDomains <= 0 {
+			errs = append(errs, field.Invalid(cp.Child("minDomains"), *c.MinDomains, "must be greater than 0"))
+		}
+	}
+	return errs
+}
