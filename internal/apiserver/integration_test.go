@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -524,5 +525,46 @@ func TestScaleAndPatch(t *testing.T) {
 	_, err = cms.Patch(ctx, "ssa", types.ApplyPatchType, []byte(cmApply), metav1.PatchOptions{})
 	if !errors.As(err, &se) || se.ErrStatus.Code != 422 {
 		t.Fatalf("apply without fieldManager: want 422, got %v", err)
+	}
+}
+
+func TestEventsShareOneStorage(t *testing.T) {
+	c := apitest.Start(t, apitest.Options{})
+	ctx := ctxT(t)
+	now := metav1.NowMicro()
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: "e1"}, EventTime: now, Reason: "Scheduled", Note: "assigned to node-a",
+		Type: "Normal", Action: "Binding", ReportingController: "default-scheduler", ReportingInstance: "s-1",
+		Regarding: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "p"},
+	}
+	w, err := c.Client.CoreV1().Events("default").Watch(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := c.Client.EventsV1().Events("default").Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	core, err := c.Client.CoreV1().Events("default").Get(ctx, "e1", metav1.GetOptions{})
+	if err != nil || core.Message != "assigned to node-a" || core.InvolvedObject.Name != "p" || core.ReportingController != "default-scheduler" {
+		t.Fatalf("core view of an events.k8s.io event: %v %+v", err, core)
+	}
+	select {
+	case e := <-w.ResultChan():
+		if e.Type != watch.Added || e.Object.(*corev1.Event).Name != "e1" {
+			t.Fatalf("core watch: %v %v", e.Type, e.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("core watch saw nothing")
+	}
+	l, err := c.Client.EventsV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=p"})
+	if err != nil || len(l.Items) != 1 || l.Items[0].Note != "assigned to node-a" {
+		t.Fatalf("events.k8s.io list: %v %+v", err, l)
+	}
+	if err := c.Client.CoreV1().Events("default").Delete(ctx, "e1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.EventsV1().Events("default").Get(ctx, "e1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("deleted through core, still visible through events.k8s.io: %v", err)
 	}
 }

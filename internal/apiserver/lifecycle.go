@@ -113,7 +113,7 @@ func (s *Server) ensureSystemObjects(ctx context.Context) error {
 // ensure creates obj unless an object of that name exists.
 func (s *Server) ensure(ctx context.Context, rs *resourceStore, obj runtime.Object, opts writeOptions) error {
 	m, _ := meta.Accessor(obj)
-	if _, err := s.cfg.Store.Get(ctx, rs.key(m.GetNamespace(), m.GetName()), 0); err == nil {
+	if _, err := rs.get(ctx, rs.key(m.GetNamespace(), m.GetName()), 0); err == nil {
 		return nil
 	}
 	_, err := s.createObject(ctx, rs, obj, opts)

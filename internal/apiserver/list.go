@@ -114,7 +114,7 @@ func (s *Server) list(ctx context.Context, r *http.Request, rs *resourceStore, r
 			}
 		}
 		var cacheRev int64
-		items, cacheRev, err = rs.cache.List(ctx, prefix, rev, filter)
+		items, cacheRev, err = rs.cacheList(ctx, prefix, rev, filter)
 		if err != nil {
 			return nil, toStatus(err, rs.gr, "")
 		}
@@ -147,7 +147,7 @@ type listResult struct {
 // the key to continue at, "" at the end.
 func (s *Server) listEtcd(ctx context.Context, rs *resourceStore, prefix string, rev int64, start string, limit int64, filter func(runtime.Object) bool) (items []runtime.Object, next string, err error) {
 	if len(prefix) > 0 && prefix[len(prefix)-1] != '/' { // a single key
-		obj, err := s.cfg.Store.Get(ctx, prefix, rev)
+		obj, err := rs.get(ctx, prefix, rev)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, "", nil
 		}
@@ -160,7 +160,7 @@ func (s *Server) listEtcd(ctx context.Context, rs *resourceStore, prefix string,
 		return items, "", nil
 	}
 	for {
-		page, err := s.cfg.Store.List(ctx, prefix, storage.ListOptions{Revision: rev, StartKey: start, Limit: max(limit, 0)})
+		page, err := rs.listPage(ctx, prefix, storage.ListOptions{Revision: rev, StartKey: start, Limit: max(limit, 0)})
 		if err != nil {
 			return nil, "", err
 		}

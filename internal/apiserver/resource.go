@@ -23,7 +23,8 @@ type resourceStore struct {
 	res     *registry.Resource
 	gr      schema.GroupResource
 	prefix  string // "/registry/pods/" or "/registry/apps/deployments/"
-	cache   *storage.Cacher
+	store   *storage.Store
+	cache   *storage.Cacher // shared with the owning resource under SharedStorage
 	fields  sets.Set[string] // selectable field labels
 	managed map[string]*managedfields.FieldManager
 	hasSpec bool
@@ -41,8 +42,7 @@ func newResourceStore(s *Server, res *registry.Resource) (*resourceStore, error)
 		prefix = "/registry/" + res.GroupVersion.Group + "/" + res.Resource + "/"
 	}
 	rs := &resourceStore{
-		s: s, res: res, gr: res.GroupVersionResource().GroupResource(), prefix: prefix,
-		cache:   storage.NewCacher(s.cfg.Store, prefix, s.cfg.EventCapacity, s.log),
+		s: s, res: res, gr: res.GroupVersionResource().GroupResource(), prefix: prefix, store: s.cfg.Store,
 		fields:  sets.New("metadata.name", "metadata.namespace"),
 		managed: map[string]*managedfields.FieldManager{},
 	}

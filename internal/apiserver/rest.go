@@ -136,14 +136,13 @@ func (s *Server) get(ctx context.Context, r *http.Request, rs *resourceStore, re
 	key := rs.key(req.namespace, req.name)
 	rv := r.URL.Query().Get("resourceVersion")
 	if rv == "" {
-		return s.cfg.Store.Get(ctx, key, 0)
+		return rs.get(ctx, key, 0)
 	}
 	rev, err := parseRV(rv)
 	if err != nil {
 		return nil, err
 	}
-	obj, _, err := rs.cache.Get(ctx, key, rev)
-	return obj, err
+	return rs.cacheGet(ctx, key, rev)
 }
 
 func parseRV(rv string) (int64, error) {
@@ -316,7 +315,7 @@ func (s *Server) createObject(ctx context.Context, rs *resourceStore, obj runtim
 		return obj, nil
 	}
 	for attempt := 0; ; attempt++ {
-		err = s.cfg.Store.Create(ctx, rs.key(m.GetNamespace(), m.GetName()), obj)
+		err = rs.create(ctx, rs.key(m.GetNamespace(), m.GetName()), obj)
 		if errors.Is(err, storage.ErrExists) && generated && attempt < 8 {
 			m.SetName(generateName(m.GetGenerateName()))
 			continue
@@ -429,7 +428,7 @@ func (s *Server) update(ctx context.Context, w http.ResponseWriter, r *http.Requ
 func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req request, opts writeOptions, tryUpdate func(cur runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
 	key := rs.key(req.namespace, req.name)
 	for attempt := 0; ; attempt++ {
-		cur, err := s.cfg.Store.Get(ctx, key, 0)
+		cur, err := rs.get(ctx, key, 0)
 		if err != nil {
 			return nil, toStatus(err, rs.gr, req.name)
 		}
@@ -458,7 +457,7 @@ func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req reques
 		}
 		rev, _ := strconv.ParseInt(curRV, 10, 64)
 		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !pendingNamespaceFinalizers(obj) && !gracefulPending(obj) {
-			deleted, err := s.cfg.Store.Delete(ctx, key, rev)
+			deleted, err := rs.remove(ctx, key, rev)
 			if errors.Is(err, storage.ErrConflict) && unconditional && attempt < 16 {
 				continue
 			}
@@ -468,7 +467,7 @@ func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req reques
 			s.released(ctx, rs, deleted)
 			return deleted, nil
 		}
-		err = s.cfg.Store.Update(ctx, key, obj, rev)
+		err = rs.update(ctx, key, obj, rev)
 		if errors.Is(err, storage.ErrConflict) && unconditional && attempt < 16 {
 			continue
 		}
@@ -553,9 +552,9 @@ func (s *Server) checkNamespace(ctx context.Context, rs *resourceStore, ns, name
 		return nil
 	}
 	nsStore := s.resources[schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}]
-	obj, _, err := nsStore.cache.Get(ctx, nsStore.key("", ns), 0)
+	obj, err := nsStore.cacheGet(ctx, nsStore.key("", ns), 0)
 	if errors.Is(err, storage.ErrNotFound) {
-		obj, err = s.cfg.Store.Get(ctx, nsStore.key("", ns), 0) // the cache may lag a new namespace
+		obj, err = nsStore.get(ctx, nsStore.key("", ns), 0) // the cache may lag a new namespace
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
@@ -648,7 +647,7 @@ func (s *Server) deleteObject(ctx context.Context, rs *resourceStore, ns, name s
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		cur, err := s.cfg.Store.Get(ctx, key, 0)
+		cur, err := rs.get(ctx, key, 0)
 		if err != nil {
 			return nil, false, toStatus(err, rs.gr, name)
 		}
@@ -674,7 +673,7 @@ func (s *Server) deleteObject(ctx context.Context, rs *resourceStore, ns, name s
 			if apiequality.Semantic.DeepEqual(obj, cur) {
 				return cur, false, nil
 			}
-			err = s.cfg.Store.Update(ctx, key, obj, rev)
+			err = rs.update(ctx, key, obj, rev)
 			if errors.Is(err, storage.ErrConflict) && attempt < 16 {
 				continue
 			}
@@ -683,7 +682,7 @@ func (s *Server) deleteObject(ctx context.Context, rs *resourceStore, ns, name s
 			}
 			return obj, false, nil
 		}
-		deleted, err := s.cfg.Store.Delete(ctx, key, rev)
+		deleted, err := rs.remove(ctx, key, rev)
 		if errors.Is(err, storage.ErrConflict) && attempt < 16 {
 			continue
 		}
@@ -779,7 +778,7 @@ func (s *Server) deleteCollection(ctx context.Context, r *http.Request, rs *reso
 	if err != nil {
 		return nil, toStatus(err, rs.gr, "")
 	}
-	objs, _, err := rs.cache.List(ctx, rs.listPrefix(req.namespace), rev, rs.filter(sel))
+	objs, _, err := rs.cacheList(ctx, rs.listPrefix(req.namespace), rev, rs.filter(sel))
 	if err != nil {
 		return nil, toStatus(err, rs.gr, "")
 	}

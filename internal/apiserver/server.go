@@ -131,6 +131,21 @@ func New(cfg Config) (*Server, error) {
 		s.resources[res.GroupVersionResource()] = rs
 		s.byKind[res.GroupVersionKind()] = rs
 	}
+	// One watch cache per key space: resources that share another's storage share its cache.
+	for _, rs := range s.resources {
+		if rs.res.SharedStorage == nil {
+			rs.cache = storage.NewCacher(cfg.Store, rs.prefix, cfg.EventCapacity, s.log)
+		}
+	}
+	for _, rs := range s.resources {
+		if sh := rs.res.SharedStorage; sh != nil {
+			owner := s.resources[sh.Resource]
+			if owner == nil || owner.res.SharedStorage != nil {
+				return nil, fmt.Errorf("resource %s shares the storage of %s, which is not served", rs.gr, sh.Resource)
+			}
+			rs.prefix, rs.cache = owner.prefix, owner.cache
+		}
+	}
 	var err error
 	if s.ips, err = newIPAllocator(cfg.Store, cfg.ServiceClusterIPRange); err != nil {
 		return nil, err
@@ -169,8 +184,10 @@ func (s *Server) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	for _, rs := range s.resources {
-		wg.Add(1)
-		go func() { defer wg.Done(); rs.cache.Run(ctx) }()
+		if rs.res.SharedStorage == nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); rs.cache.Run(ctx) }()
+		}
 	}
 	if s.cfg.CompactionInterval > 0 {
 		wg.Add(1)

@@ -303,7 +303,7 @@ func (s *Server) repairAllocations(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	objs, _, err := svcs.cache.List(ctx, svcs.prefix, rev, nil)
+	objs, _, err := svcs.cacheList(ctx, svcs.prefix, rev, nil)
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func setReplicas(obj runtime.Object, n int32) {
 func (s *Server) serveScale(ctx context.Context, w http.ResponseWriter, r *http.Request, rs *resourceStore, req request) (runtime.Object, error) {
 	key := rs.key(req.namespace, req.name)
 	if req.verb == "get" {
-		obj, err := s.cfg.Store.Get(ctx, key, 0)
+		obj, err := rs.get(ctx, key, 0)
 		if err != nil {
 			return nil, toStatus(err, rs.gr, req.name)
 		}
@@ -256,7 +256,7 @@ func (s *Server) proxyToNode(w http.ResponseWriter, r *http.Request, rs *resourc
 	var nodeName, path string
 	switch rs.res.Resource {
 	case "pods":
-		obj, err := s.cfg.Store.Get(ctx, rs.key(req.namespace, req.name), 0)
+		obj, err := rs.get(ctx, rs.key(req.namespace, req.name), 0)
 		if err != nil {
 			fail(toStatus(err, rs.gr, req.name))
 			return
@@ -294,7 +294,7 @@ func (s *Server) proxyToNode(w http.ResponseWriter, r *http.Request, rs *resourc
 		return
 	}
 	nodes := s.resources[schema.GroupVersionResource{Version: "v1", Resource: "nodes"}]
-	obj, err := s.cfg.Store.Get(ctx, nodes.key("", nodeName), 0)
+	obj, err := nodes.get(ctx, nodes.key("", nodeName), 0)
 	if err != nil {
 		fail(apierrors.NewServiceUnavailable(fmt.Sprintf("node %q of pod %s is not known: %v", nodeName, req.name, err)))
 		return

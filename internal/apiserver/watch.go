@@ -72,7 +72,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, rs *resourceStore
 	if name := nameFromFieldSelector(sel.fields); name != "" && (!rs.res.Namespaced || req.namespace != "") {
 		prefix = rs.key(req.namespace, name)
 	}
-	opts := storage.WatchOptions{Revision: rev, SendInitialEvents: isTrue(sendInitial), KeyPrefix: prefix, Filter: rs.filter(sel)}
+	opts := storage.WatchOptions{Revision: rev, SendInitialEvents: isTrue(sendInitial), KeyPrefix: prefix, Filter: rs.inFilter(rs.filter(sel))}
 	if bookmarks {
 		opts.BookmarkInterval = bookmarkInterval
 	}
@@ -99,7 +99,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, rs *resourceStore
 	frames := stream.Framer.NewFrameWriter(w)
 	var buf bytes.Buffer
 	for ev := range watcher.ResultChan() {
-		obj := ev.Object
+		obj := rs.out(ev.Object)
 		if ev.Type == watch.Bookmark {
 			obj = rs.bookmark(ev)
 		}

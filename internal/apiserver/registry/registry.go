@@ -25,6 +25,18 @@ type Resource struct {
 	// "exec", "attach", "portforward", "proxy", "eviction".
 	Subresources []string
 	Strategy     Strategy
+	// SharedStorage, when set, stores this resource as another one (events.k8s.io/v1 events
+	// are core/v1 events in etcd, as in Kubernetes): one key space, one watch cache, objects
+	// converted on the way in and out.
+	SharedStorage *SharedStorage
+}
+
+// SharedStorage names the resource whose storage is shared and converts between the two.
+// The conversions must carry metadata (resourceVersion included) unchanged.
+type SharedStorage struct {
+	Resource    schema.GroupVersionResource
+	ToStorage   func(runtime.Object) runtime.Object
+	FromStorage func(runtime.Object) runtime.Object
 }
 
 // GroupVersionResource returns the resource's GVR.

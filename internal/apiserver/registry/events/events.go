@@ -5,6 +5,7 @@ package events
 import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -17,7 +18,12 @@ import (
 func Resources() []*registry.Resource {
 	return []*registry.Resource{
 		{GroupVersion: eventsv1.SchemeGroupVersion, Resource: "events", Kind: "Event", ListKind: "EventList",
-			SingularName: "event", ShortNames: []string{"ev"}, Namespaced: true, Strategy: EventStrategy},
+			SingularName: "event", ShortNames: []string{"ev"}, Namespaced: true, Strategy: EventStrategy,
+			SharedStorage: &registry.SharedStorage{
+				Resource:    corev1.SchemeGroupVersion.WithResource("events"),
+				ToStorage:   func(obj runtime.Object) runtime.Object { return ToCore(obj.(*eventsv1.Event)) },
+				FromStorage: func(obj runtime.Object) runtime.Object { return FromCore(obj.(*corev1.Event)) },
+			}},
 	}
 }
 
@@ -42,7 +48,7 @@ var EventStrategy = registry.Strategy{
 		return errs
 	},
 	Columns: core.EventColumns,
-	Row:     func(obj runtime.Object) []interface{} { return core.EventRow(toCore(obj.(*eventsv1.Event))) },
+	Row:     func(obj runtime.Object) []interface{} { return core.EventRow(ToCore(obj.(*eventsv1.Event))) },
 	Fields: func(obj runtime.Object) fields.Set {
 		e := obj.(*eventsv1.Event)
 		// The regarding.* names, and the core names kube-apiserver also accepts for both event APIs.
@@ -106,10 +112,15 @@ func validateEvent(e *eventsv1.Event) field.ErrorList {
 	return errs
 }
 
-// toCore maps the fields the event table shows onto a core event.
-func toCore(e *eventsv1.Event) *corev1.Event {
+// ToCore converts an events.k8s.io/v1 event to the core/v1 event it is stored as; the
+// mapping is Kubernetes' (regarding = involvedObject, note = message, deprecated* = the core
+// fields of the same name).
+func ToCore(e *eventsv1.Event) *corev1.Event {
 	c := &corev1.Event{
-		ObjectMeta:          e.ObjectMeta,
+		TypeMeta:            metav1.TypeMeta{Kind: "Event", APIVersion: "v1"},
+		ObjectMeta:          *e.ObjectMeta.DeepCopy(),
+		Related:             e.Related.DeepCopy(),
+		Action:              e.Action,
 		InvolvedObject:      e.Regarding,
 		Reason:              e.Reason,
 		Message:             e.Note,
@@ -126,4 +137,29 @@ func toCore(e *eventsv1.Event) *corev1.Event {
 		c.Series = &corev1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
 	}
 	return c
+}
+
+// FromCore converts a stored core/v1 event to its events.k8s.io/v1 form.
+func FromCore(c *corev1.Event) *eventsv1.Event {
+	e := &eventsv1.Event{
+		TypeMeta:                 metav1.TypeMeta{Kind: "Event", APIVersion: "events.k8s.io/v1"},
+		ObjectMeta:               *c.ObjectMeta.DeepCopy(),
+		EventTime:                c.EventTime,
+		ReportingController:      c.ReportingController,
+		ReportingInstance:        c.ReportingInstance,
+		Action:                   c.Action,
+		Reason:                   c.Reason,
+		Regarding:                c.InvolvedObject,
+		Related:                  c.Related.DeepCopy(),
+		Note:                     c.Message,
+		Type:                     c.Type,
+		DeprecatedSource:         c.Source,
+		DeprecatedFirstTimestamp: c.FirstTimestamp,
+		DeprecatedLastTimestamp:  c.LastTimestamp,
+		DeprecatedCount:          c.Count,
+	}
+	if c.Series != nil {
+		e.Series = &eventsv1.EventSeries{Count: c.Series.Count, LastObservedTime: c.Series.LastObservedTime}
+	}
+	return e
 }

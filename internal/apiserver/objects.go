@@ -1,0 +1,98 @@
+package apiserver
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/nanokube/nanokube/internal/storage"
+)
+
+// The resourceStore's reads and writes. For a resource with shared storage (events.k8s.io
+// events) they convert between the served kind and the stored one; for every other resource
+// they are the storage calls themselves.
+
+func (rs *resourceStore) out(obj runtime.Object) runtime.Object {
+	if rs.res.SharedStorage == nil || obj == nil {
+		return obj
+	}
+	return rs.res.SharedStorage.FromStorage(obj)
+}
+
+func (rs *resourceStore) in(obj runtime.Object) runtime.Object {
+	if rs.res.SharedStorage == nil {
+		return obj
+	}
+	return rs.res.SharedStorage.ToStorage(obj)
+}
+
+// inFilter adapts a filter on the served kind to the stored objects the cache holds.
+func (rs *resourceStore) inFilter(f func(runtime.Object) bool) func(runtime.Object) bool {
+	if rs.res.SharedStorage == nil || f == nil {
+		return f
+	}
+	return func(obj runtime.Object) bool { return f(rs.out(obj)) }
+}
+
+func (rs *resourceStore) get(ctx context.Context, key string, rev int64) (runtime.Object, error) {
+	obj, err := rs.store.Get(ctx, key, rev)
+	return rs.out(obj), err
+}
+
+func (rs *resourceStore) create(ctx context.Context, key string, obj runtime.Object) error {
+	stored := rs.in(obj)
+	if err := rs.store.Create(ctx, key, stored); err != nil {
+		return err
+	}
+	copyResourceVersion(obj, stored)
+	return nil
+}
+
+func (rs *resourceStore) update(ctx context.Context, key string, obj runtime.Object, rev int64) error {
+	stored := rs.in(obj)
+	if err := rs.store.Update(ctx, key, stored, rev); err != nil {
+		return err
+	}
+	copyResourceVersion(obj, stored)
+	return nil
+}
+
+func (rs *resourceStore) remove(ctx context.Context, key string, rev int64) (runtime.Object, error) {
+	obj, err := rs.store.Delete(ctx, key, rev)
+	return rs.out(obj), err
+}
+
+func (rs *resourceStore) listPage(ctx context.Context, prefix string, opts storage.ListOptions) (*storage.ListResult, error) {
+	page, err := rs.store.List(ctx, prefix, opts)
+	if err == nil && rs.res.SharedStorage != nil {
+		for i := range page.Items {
+			page.Items[i] = rs.out(page.Items[i])
+		}
+	}
+	return page, err
+}
+
+func (rs *resourceStore) cacheGet(ctx context.Context, key string, minRev int64) (runtime.Object, error) {
+	obj, _, err := rs.cache.Get(ctx, key, minRev)
+	return rs.out(obj), err
+}
+
+func (rs *resourceStore) cacheList(ctx context.Context, prefix string, minRev int64, filter func(runtime.Object) bool) ([]runtime.Object, int64, error) {
+	items, rev, err := rs.cache.List(ctx, prefix, minRev, rs.inFilter(filter))
+	if err == nil && rs.res.SharedStorage != nil {
+		for i := range items {
+			items[i] = rs.out(items[i])
+		}
+	}
+	return items, rev, err
+}
+
+func copyResourceVersion(dst, src runtime.Object) {
+	if dst == src {
+		return
+	}
+	d, _ := meta.Accessor(dst)
+	s, _ := meta.Accessor(src)
+	d.SetResourceVersion(s.GetResourceVersion())
+}
