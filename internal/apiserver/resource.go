@@ -24,7 +24,7 @@ type resourceStore struct {
 	gr      schema.GroupResource
 	prefix  string // "/registry/pods/" or "/registry/apps/deployments/"
 	store   *storage.Store
-	cache   *storage.Cacher // shared with the owning resource under SharedStorage
+	cache   *storage.Cacher  // shared with the owning resource under SharedStorage
 	fields  sets.Set[string] // selectable field labels
 	managed map[string]*managedfields.FieldManager
 	hasSpec bool
