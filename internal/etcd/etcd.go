@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +30,8 @@ type Config struct {
 	Servers []string
 	// UnsafeNoFsync trades durability for speed (tests and benchmarks only).
 	UnsafeNoFsync bool
+	// Log receives the member's warnings and errors (nil: slog.Default()).
+	Log *slog.Logger
 }
 
 // Etcd is a running store: an embedded member, or a connection to an external cluster.
@@ -62,10 +65,16 @@ func Start(ctx context.Context, cfg Config) (*Etcd, error) {
 	ec := embed.NewConfig()
 	ec.Name = "nanokube"
 	ec.Dir = dir
-	ec.LogLevel = "error"
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	ec.Logger = "zap"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapToSlog(log))
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
 	ec.QuotaBackendBytes = 8 << 30
+	// A single local member elects itself: short ticks make that, and so start-up, quick.
+	ec.TickMs, ec.ElectionMs = 10, 100
 	clientURLs := cfg.ListenClientURLs
 	if len(clientURLs) == 0 {
 		clientURLs = []string{"unix://" + filepath.Join(dir, "client.sock")}

@@ -113,7 +113,8 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 
 	log.Info("starting etcd", "external", len(cfg.EtcdServers) > 0)
 	store, err := etcd.Start(ctx, etcd.Config{DataDir: dir, Servers: cfg.EtcdServers,
-		ListenClientURLs: cfg.EtcdListenClientURLs, ListenPeerURLs: cfg.EtcdListenPeerURLs, UnsafeNoFsync: cfg.UnsafeNoFsync})
+		ListenClientURLs: cfg.EtcdListenClientURLs, ListenPeerURLs: cfg.EtcdListenPeerURLs, UnsafeNoFsync: cfg.UnsafeNoFsync,
+		Log: log.With("component", "etcd")})
 	if err != nil {
 		return err
 	}
