@@ -568,3 +568,87 @@ func TestEventsShareOneStorage(t *testing.T) {
 		t.Fatalf("deleted through core, still visible through events.k8s.io: %v", err)
 	}
 }
+
+// TestWatchListInitialEvents is the streaming list client-go 0.35+ informers start with:
+// the current objects as ADDED events, then a BOOKMARK annotated as the end of them.
+func TestWatchListInitialEvents(t *testing.T) {
+	c := apitest.Start(t, apitest.Options{})
+	ctx := ctxT(t)
+	for _, n := range []string{"a", "b"} {
+		if _, err := c.Client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := c.Client.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{
+		SendInitialEvents: ptr.To(true), AllowWatchBookmarks: true,
+		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var added []string
+	for {
+		select {
+		case ev := <-w.ResultChan():
+			switch ev.Type {
+			case watch.Added:
+				added = append(added, ev.Object.(*corev1.ConfigMap).Name)
+				continue
+			case watch.Bookmark:
+				cm := ev.Object.(*corev1.ConfigMap)
+				if cm.Annotations[metav1.InitialEventsAnnotationKey] != "true" || cm.ResourceVersion == "" {
+					t.Fatalf("bookmark without the initial-events-end annotation: %+v", cm.ObjectMeta)
+				}
+				if len(added) != 2 {
+					t.Fatalf("initial events %v, want a and b", added)
+				}
+				return
+			default:
+				t.Fatalf("unexpected %v", ev.Type)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no bookmark after %v", added)
+		}
+	}
+}
+
+// TestWatchListNeedsBookmarks: without its companion parameters the request is invalid
+// (client-go then falls back to list and watch).
+func TestWatchListNeedsBookmarks(t *testing.T) {
+	c := apitest.Start(t, apitest.Options{})
+	_, err := c.Client.CoreV1().ConfigMaps("default").Watch(ctxT(t), metav1.ListOptions{SendInitialEvents: ptr.To(true)})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("sendInitialEvents without resourceVersionMatch and bookmarks: want 422, got %v", err)
+	}
+}
+
+func TestHealthVersionMetrics(t *testing.T) {
+	c := apitest.Start(t, apitest.Options{})
+	ctx := ctxT(t)
+	anon, err := rest.HTTPClientFor(rest.AnonymousClientConfig(c.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.Config.Host+p, nil)
+		resp, err := anon.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, 16)
+		n, _ := resp.Body.Read(body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body[:n]) != "ok" {
+			t.Errorf("%s: %d %q", p, resp.StatusCode, body[:n])
+		}
+	}
+	v, err := c.Client.Discovery().ServerVersion()
+	if err != nil || v.Major != "1" || v.GitVersion == "" {
+		t.Fatalf("version: %v %+v", err, v)
+	}
+	raw, err := c.Client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil || !strings.Contains(string(raw), `apiserver_request_total{code="200"`) {
+		t.Fatalf("metrics: %v\n%.500s", err, raw)
+	}
+}
