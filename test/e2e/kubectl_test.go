@@ -156,6 +156,18 @@ func TestDeleteAndWait(t *testing.T) {
 	mustContain(t, kubectl(t, "-n", ns, "delete", "cm", "b", "--cascade=background"), `configmap "b" deleted`)
 	kubectlFail(t, "-n", ns, "get", "cm", "a")
 
+	// Orphan and foreground deletion leave the object to the garbage collector, marked with
+	// its finalizer and a deletionTimestamp.
+	for policy, finalizer := range map[string]string{"orphan": "orphan", "foreground": "foregroundDeletion"} {
+		name := "gc-" + policy
+		kubectl(t, "-n", ns, "create", "configmap", name)
+		kubectl(t, "-n", ns, "delete", "cm", name, "--cascade="+policy, "--wait=false")
+		got := kubectl(t, "-n", ns, "get", "cm", name, "-o", "jsonpath={.metadata.finalizers}/{.metadata.deletionTimestamp}")
+		if !strings.Contains(got, finalizer) || strings.HasSuffix(got, "/") {
+			t.Errorf("--cascade=%s: finalizers/deletionTimestamp = %q", policy, got)
+		}
+	}
+
 	kubectlIn(t, podYAML, "-n", ns, "create", "-f", "-")
 	kubectl(t, "-n", ns, "patch", "pod", "web-1", "--subresource=status", "--type=merge", "-p",
 		`{"status":{"conditions":[{"type":"Ready","status":"True"}]}}`)
