@@ -652,3 +652,24 @@ func TestHealthVersionMetrics(t *testing.T) {
 		t.Fatalf("metrics: %v\n%.500s", err, raw)
 	}
 }
+
+func TestPriorityAdmission(t *testing.T) {
+	c := apitest.Start(t, apitest.Options{})
+	ctx := ctxT(t)
+	pods := c.Client.CoreV1().Pods("default")
+	p := testPod("critical")
+	p.Spec.PriorityClassName = "system-node-critical"
+	got, err := pods.Create(ctx, p, metav1.CreateOptions{})
+	if err != nil || got.Spec.Priority == nil || *got.Spec.Priority != 2000001000 {
+		t.Fatalf("system-node-critical pod: %v %v", err, got)
+	}
+	plain, err := pods.Create(ctx, testPod("plain"), metav1.CreateOptions{})
+	if err != nil || plain.Spec.Priority == nil || *plain.Spec.Priority != 0 {
+		t.Fatalf("pod without a class: %v %v", err, plain.Spec.Priority)
+	}
+	bad := testPod("bad")
+	bad.Spec.PriorityClassName = "nope"
+	if _, err := pods.Create(ctx, bad, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "no PriorityClass with name nope") {
+		t.Fatalf("unknown class: want Forbidden, got %v", err)
+	}
+}

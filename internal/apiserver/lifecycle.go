@@ -66,6 +66,9 @@ func (s *Server) ensureSystemObjects(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.ensurePriorityClasses(ctx, opts); err != nil {
+		return err
+	}
 	svcStore := s.resources[schema.GroupVersionResource{Version: "v1", Resource: "services"}]
 	if svcStore == nil {
 		return nil

@@ -294,7 +294,9 @@ func (s *Server) createObject(ctx context.Context, rs *resourceStore, obj runtim
 	if rs.res.Strategy.Default != nil {
 		rs.res.Strategy.Default(obj)
 	}
-	s.admitDefaults(ctx, rs, obj)
+	if err := s.admitDefaults(ctx, rs, obj); err != nil {
+		return nil, err
+	}
 	if err := s.validate(rs, obj, nil); err != nil {
 		return nil, err
 	}

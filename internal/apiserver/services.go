@@ -358,12 +358,6 @@ func (s *Server) admitUpdate(ctx context.Context, rs *resourceStore, obj, old ru
 	return nil
 }
 
-// admitDefaults fills what Kubernetes' admission plugins default (ServiceAccount).
-func (s *Server) admitDefaults(ctx context.Context, rs *resourceStore, obj runtime.Object) {
-	if pod, ok := obj.(*corev1.Pod); ok && pod.Spec.ServiceAccountName == "" {
-		pod.Spec.ServiceAccountName = "default"
-	}
-}
 
 // released frees what a deleted object held.
 func (s *Server) released(ctx context.Context, rs *resourceStore, obj runtime.Object) {
