@@ -358,7 +358,6 @@ func (s *Server) admitUpdate(ctx context.Context, rs *resourceStore, obj, old ru
 	return nil
 }
 
-
 // released frees what a deleted object held.
 func (s *Server) released(ctx context.Context, rs *resourceStore, obj runtime.Object) {
 	if svc, ok := obj.(*corev1.Service); ok {
