@@ -13,7 +13,7 @@ deps:
 	@hack/install-deps.sh
 
 $(BIN): go.mod go.sum $(GOFILES)
-	$(GO) build -o $(BIN) ./cmd/nanokube
+	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/nanokube
 
 build: $(BIN)
 
@@ -35,8 +35,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/apiserver
 	$(GO) test -run '^$$' -fuzz FuzzPatch -fuzztime $(FUZZTIME) ./internal/apiserver
 
+# Every benchmark program under bench/ prints its figures (see docs/performance.md).
 bench: deps build
-	NANOKUBE_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench
+	@set -e; for d in bench/*/; do echo "== $$d"; NANOKUBE_BIN=$(CURDIR)/$(BIN) $(GO) run ./$$d; done
+
+-include mk/*.mk
 
 clean:
 	rm -rf bin

@@ -3,7 +3,7 @@
 # Debian machine: system packages through apt, Go modules through the module proxy.
 set -euo pipefail
 
-packages=(runc nftables iproute2 containernetworking-plugins docker-registry busybox-static)
+packages=(runc nftables iproute2 containernetworking-plugins docker-registry busybox-static containerd)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -20,6 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	# The registry package starts a system service on :5000; tests run their own on loopback.
 	if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+	# containerd is only the benchmark's peer, started by bench/runtime on its own socket.
+	if command -v systemctl >/dev/null 2>&1; then systemctl disable --now containerd >/dev/null 2>&1 || true; fi
 fi
 
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 // Command images builds nanokube's small test images from Debian's busybox-static and pushes
 // them to a registry (normally a loopback docker-registry started by hack/images/push.sh).
 //
-//	go run ./hack/images -registry 127.0.0.1:5000
+//	go run ./hack/images -registry 127.0.0.1:5000 [-set nanokube|critest|all]
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 
 func main() {
 	registry := flag.String("registry", "127.0.0.1:5000", "registry host:port to push to")
+	set := flag.String("set", "nanokube", "which images: nanokube (the project's tests), critest (cri-tools' conformance images), all")
 	flag.Parse()
 	images := map[string]testimage.Spec{
 		"nanokube/busybox:1":             {Cmd: []string{"sh"}},
@@ -22,6 +23,18 @@ func main() {
 		"nanokube/nonroot:1":             {Cmd: []string{"sleep", "3600"}, User: "1000"},
 		"nanokube/layered:1":             {Cmd: []string{"cat", "/hello"}, Extra: []testimage.File{{Path: "hello", Body: []byte("hello from a second layer\n")}}},
 		"e2e-test-images/busybox:1.29-2": {Cmd: []string{"sh"}},
+	}
+	switch *set {
+	case "nanokube":
+	case "critest":
+		images = testimage.CritestImages()
+	case "all":
+		for name, spec := range testimage.CritestImages() {
+			images[name] = spec
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "unknown image set %q\n", *set)
+		os.Exit(2)
 	}
 	for name, spec := range images {
 		img, err := testimage.Build(spec)

@@ -34,4 +34,4 @@ CFG
 	done
 	REGISTRY="127.0.0.1:$port"
 fi
-go run ./hack/images -registry "$REGISTRY"
+go run ./hack/images -registry "$REGISTRY" -set "${IMAGE_SET:-nanokube}"

@@ -23,6 +23,9 @@ type Config struct {
 	CNIConfDir string
 	// CNIBridge is the bridge the generated config uses; default "nk0".
 	CNIBridge string
+	// PodCIDR, if set, writes the CNI config at start as UpdateRuntimeConfig would, for a
+	// runtime driven by a client that never hands one over (crictl, critest).
+	PodCIDR string
 	// NoMasquerade disables NAT of pod traffic leaving the pod CIDR.
 	NoMasquerade bool
 	// Runc is the runc binary; default "runc" from PATH.

@@ -136,10 +136,27 @@ func (r *Runtime) createContainer(ctx context.Context, s *sandbox, c *ctr, img *
 	if o := c.config.GetLinux().GetSecurityContext().GetNamespaceOptions(); o != nil {
 		nsOpts = o
 	}
+	var pidNS string
+	switch nsOpts.GetPid() {
+	case runtimeapi.NamespaceMode_POD:
+		if pidNS = s.pidNSPath(); pidNS == "" {
+			return fmt.Errorf("pod sandbox %s holds no pid namespace: %w", s.ID, errdefs.ErrFailedPrecondition)
+		}
+	case runtimeapi.NamespaceMode_TARGET:
+		target, err := r.getContainer(nsOpts.GetTargetId())
+		if err != nil {
+			return fmt.Errorf("pid namespace target: %w", err)
+		}
+		pid, err := container.InitPid(target.dir)
+		if err != nil || !container.ShimAlive(target.dir) {
+			return fmt.Errorf("pid namespace target %s is not running: %w", target.ID, errdefs.ErrFailedPrecondition)
+		}
+		pidNS = fmt.Sprintf("/proc/%d/ns/pid", pid)
+	}
 	spec, err := container.Spec(container.SpecInput{
 		ID: c.ID, Config: c.config, Sandbox: s.config, Image: img.Config, Rootfs: c.rootfs(),
 		SandboxDir: s.dir, NetNS: s.nsPath(network.NetNS), IPCNS: s.nsPath(network.IPCNS), UTSNS: s.nsPath(network.UTSNS),
-		HostPID: nsOpts.GetPid() == runtimeapi.NamespaceMode_NODE, CgroupsPath: s.Cgroup + "/" + c.ID,
+		HostPID: nsOpts.GetPid() == runtimeapi.NamespaceMode_NODE, PIDNS: pidNS, CgroupsPath: s.Cgroup + "/" + c.ID,
 		MinOOMScoreAdj: r.minOOM,
 	})
 	if err != nil {
@@ -152,7 +169,8 @@ func (r *Runtime) createContainer(ctx context.Context, s *sandbox, c *ctr, img *
 		return err
 	}
 	if err := writeJSON(filepath.Join(c.dir, container.ShimConfigFile), container.ShimConfig{
-		ID: c.ID, Runc: r.runc, LogPath: c.LogPath, Stdin: c.config.GetStdin(), Terminal: c.config.GetTty(),
+		ID: c.ID, Runc: r.runc, LogPath: c.LogPath, Stdin: c.config.GetStdin(), StdinOnce: c.config.GetStdinOnce(),
+		Terminal: c.config.GetTty(), CgroupsPath: spec.Linux.CgroupsPath,
 	}); err != nil {
 		return err
 	}
@@ -232,6 +250,9 @@ func (r *Runtime) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 // StopContainer implements CRI: the stop signal, then SIGKILL after the timeout.
 func (r *Runtime) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
 	c, err := r.getContainer(req.GetContainerId())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &runtimeapi.StopContainerResponse{}, nil // CRI: stopping a missing container succeeds
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +335,7 @@ func (r *Runtime) removeContainer(ctx context.Context, c *ctr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.destroyContainer(ctx, c)
+	r.cpu.forget(c.ID)
 	r.mu.Lock()
 	delete(r.containers, c.ID)
 	r.mu.Unlock()
@@ -340,7 +362,7 @@ func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
 		if exit.Code != 0 {
 			st.Reason = "Error"
 		}
-		if exit.Signal == int(syscall.SIGKILL) && oomKilled(c) {
+		if exit.OOMKilled {
 			st.Reason = "OOMKilled"
 		}
 	case started != 0 && container.ShimAlive(c.dir):
@@ -355,10 +377,6 @@ func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
 	}
 	return st
 }
-
-// oomKilled is best effort: a memory cgroup whose limit was hit is gone with the container,
-// so only a limit in the config and SIGKILL hint at it.
-func oomKilled(c *ctr) bool { return false }
 
 // ContainerStatus implements CRI.
 func (r *Runtime) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {

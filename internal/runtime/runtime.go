@@ -42,6 +42,7 @@ type Runtime struct {
 	runc   container.Runc
 	stream *streamServer
 	minOOM int
+	cpu    cpuRates // last CPU readings, for usage rates
 
 	mu         sync.Mutex
 	sandboxes  map[string]*sandbox
@@ -75,6 +76,11 @@ func New(cfg Config) (*Runtime, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.PodCIDR != "" {
+		if err := cni.WritePodCIDR(cfg.PodCIDR); err != nil {
+			return nil, fmt.Errorf("pod CIDR: %w", err)
+		}
 	}
 	r := &Runtime{
 		cfg: cfg, log: cfg.Logger, images: store, cni: cni,

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nanokube/nanokube/internal/runtime/container"
 	"github.com/nanokube/nanokube/internal/runtime/errdefs"
 	"github.com/nanokube/nanokube/internal/runtime/network"
 )
@@ -28,6 +29,8 @@ type sandbox struct {
 	Cgroup     string   `json:"cgroup"`
 	OwnCgroup  bool     `json:"ownCgroup,omitempty"`
 	Handler    string   `json:"handler,omitempty"`
+	// PodInitPid is the pid 1 of the pod's shared pid namespace (NamespaceMode POD).
+	PodInitPid int `json:"podInitPid,omitempty"`
 
 	dir    string
 	config *runtimeapi.PodSandboxConfig
@@ -41,6 +44,14 @@ func (s *sandbox) nsPath(kind string) string {
 		}
 	}
 	return ""
+}
+
+// pidNSPath is the pod's shared pid namespace, "" when it has none (or its init is gone).
+func (s *sandbox) pidNSPath() string {
+	if !container.PodInitAlive(s.PodInitPid, s.dir) {
+		return ""
+	}
+	return fmt.Sprintf("/proc/%d/ns/pid", s.PodInitPid)
 }
 
 func (s *sandbox) save() error { return writeJSON(filepath.Join(s.dir, "sandbox.json"), s) }
@@ -122,6 +133,10 @@ func (r *Runtime) setupSandbox(ctx context.Context, s *sandbox) error {
 	if hostname == "" {
 		hostname = cfg.GetMetadata().GetName()
 	}
+	// The kernel takes at most 64 bytes; Kubernetes truncates pod hostnames to 63.
+	if len(hostname) > 63 {
+		hostname = strings.TrimRight(hostname[:63], "-.")
+	}
 	if err := network.CreateNamespaces(filepath.Join(s.dir, "ns"), s.Namespaces, hostname); err != nil {
 		return fmt.Errorf("sandbox namespaces: %w", err)
 	}
@@ -131,6 +146,16 @@ func (r *Runtime) setupSandbox(ctx context.Context, s *sandbox) error {
 	}
 	if err := s.save(); err != nil {
 		return err
+	}
+	if nsOpts.GetPid() == runtimeapi.NamespaceMode_POD {
+		pid, err := container.StartPodInit(s.dir)
+		if err != nil {
+			return err
+		}
+		s.PodInitPid = pid
+		if err := s.save(); err != nil {
+			return err
+		}
 	}
 	if !hostNet {
 		ips, err := r.cni.Setup(ctx, s.attachment())
@@ -183,6 +208,9 @@ func writeSandboxFiles(s *sandbox, hostname string, hostNet bool) error {
 // teardownSandbox undoes the network and namespaces; safe on half-set-up sandboxes.
 func (r *Runtime) teardownSandbox(ctx context.Context, s *sandbox) error {
 	var errs []error
+	if err := container.StopPodInit(ctx, s.PodInitPid, s.dir); err != nil {
+		errs = append(errs, err)
+	}
 	if p := s.nsPath(network.NetNS); p != "" {
 		if err := r.cni.Teardown(ctx, s.attachment()); err != nil {
 			errs = append(errs, err)
@@ -197,6 +225,9 @@ func (r *Runtime) teardownSandbox(ctx context.Context, s *sandbox) error {
 // StopPodSandbox kills the pod's containers and takes its network down. Idempotent.
 func (r *Runtime) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
 	s, err := r.getSandbox(req.GetPodSandboxId())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &runtimeapi.StopPodSandboxResponse{}, nil // CRI: stopping a missing sandbox succeeds
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +247,9 @@ func (r *Runtime) stopSandbox(ctx context.Context, s *sandbox) error {
 	defer s.mu.Unlock()
 	if s.Stopped {
 		return nil
+	}
+	if err := container.StopPodInit(ctx, s.PodInitPid, s.dir); err != nil {
+		return err
 	}
 	if p := s.nsPath(network.NetNS); p != "" {
 		if err := r.cni.Teardown(ctx, s.attachment()); err != nil {
@@ -246,6 +280,9 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := container.StopPodInit(ctx, s.PodInitPid, s.dir); err != nil {
+		return nil, err
+	}
 	if err := network.RemoveNamespaces(filepath.Join(s.dir, "ns"), s.Namespaces); err != nil {
 		return nil, err
 	}

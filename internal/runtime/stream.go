@@ -12,38 +12,46 @@ import (
 	"os/exec"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/net/websocket"
 	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
+	"github.com/nanokube/nanokube/internal/runtime/container"
 	"github.com/nanokube/nanokube/internal/runtime/errdefs"
 	"github.com/nanokube/nanokube/internal/runtime/network"
 )
 
-// Streaming protocols served (SPDY): remote command v4 and port forward v1.
+// Streaming protocols served: remote command v4 (SPDY and WebSocket) and v5 (WebSocket),
+// port forward v1 (SPDY, WebSocket, and SPDY tunnelled through a WebSocket).
 const (
+	remoteCommandV5 = "v5.channel.k8s.io"
 	remoteCommandV4 = "v4.channel.k8s.io"
 	portForwardV1   = "portforward.k8s.io"
 	sessionTTL      = time.Minute
 	streamWait      = 30 * time.Second
 )
 
-// session is one Exec or PortForward request waiting for its client to connect.
+// session is one Exec, Attach or PortForward request waiting for its client to connect.
 type session struct {
 	kind    string // "exec" or "portforward"
 	exec    *runtimeapi.ExecRequest
+	attach  *runtimeapi.AttachRequest
 	sandbox string
+	ports   []int32
 	expires time.Time
 }
 
-// streamServer serves the Exec and PortForward sessions handed out by the CRI calls, one use
-// per token, over SPDY as kubectl, client-go and crictl speak it.
+// streamServer serves the Exec, Attach and PortForward sessions handed out by the CRI calls,
+// one use per token, over SPDY or WebSocket as kubectl, client-go and crictl speak them.
 type streamServer struct {
 	r   *Runtime
 	l   net.Listener
@@ -57,6 +65,7 @@ func newStreamServer(r *Runtime, l net.Listener) *streamServer {
 	s := &streamServer{r: r, l: l, sessions: map[string]session{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/{token}", s.handleExec)
+	mux.HandleFunc("/attach/{token}", s.handleAttach)
 	mux.HandleFunc("/portforward/{token}", s.handlePortForward)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s
@@ -141,7 +150,7 @@ func (r *Runtime) PortForward(_ context.Context, req *runtimeapi.PortForwardRequ
 		// Host network: forwarding goes to the host's loopback.
 		r.log.Debug("port-forward into a host-network pod", "sandbox", s.ID)
 	}
-	token := r.stream.add(session{kind: "portforward", sandbox: s.ID})
+	token := r.stream.add(session{kind: "portforward", sandbox: s.ID, ports: req.GetPort()})
 	return &runtimeapi.PortForwardResponse{Url: r.stream.baseURL() + "/portforward/" + token}, nil
 }
 
@@ -162,51 +171,22 @@ func upgrade(w http.ResponseWriter, req *http.Request, protocol string) (httpstr
 	return conn, streams, true
 }
 
-func (s *streamServer) handleExec(w http.ResponseWriter, req *http.Request) {
-	sess, ok := s.take(req.PathValue("token"), "exec")
-	if !ok {
-		http.Error(w, "unknown or expired exec session", http.StatusNotFound)
-		return
-	}
-	ex := sess.exec
-	conn, streamCh, ok := upgrade(w, req, remoteCommandV4)
-	if !ok {
-		return
-	}
-	defer conn.Close()
-	var errStream, stdin, stdout, stderr, resize httpstream.Stream
-	want := 1
-	for _, b := range []bool{ex.GetStdin(), ex.GetStdout(), ex.GetStderr() && !ex.GetTty(), ex.GetTty()} {
-		if b {
-			want++
-		}
-	}
-	timeout := time.After(streamWait)
-	for got := 0; got < want; {
-		select {
-		case st := <-streamCh:
-			switch st.Headers().Get("streamType") {
-			case "error":
-				errStream = st
-			case "stdin":
-				stdin = st
-			case "stdout":
-				stdout = st
-			case "stderr":
-				stderr = st
-			case "resize":
-				resize = st
-			}
-			got++
-		case <-timeout:
-			s.r.log.Warn("exec client did not open its streams", "container", ex.GetContainerId())
-			return
-		case <-conn.CloseChan():
-			return
-		}
-	}
-	code, err := s.r.execStream(req.Context(), ex, stdin, stdout, stderr, resize)
-	if errStream == nil {
+// streamOptions are the streams a remote command (exec or attach) asked for.
+type streamOptions struct{ stdin, stdout, stderr, tty bool }
+
+// remoteStreams are a remote command's client streams, over SPDY or WebSocket. A nil
+// stream was not asked for.
+type remoteStreams struct {
+	stdin          io.ReadCloser
+	stdout, stderr io.WriteCloser
+	resize         io.Reader
+	errStream      io.WriteCloser
+	close          func()
+}
+
+// writeStatus reports the command's outcome on the error stream as a v4+ Status.
+func (rs *remoteStreams) writeStatus(code int, err error) {
+	if rs.errStream == nil {
 		return
 	}
 	st := metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess}
@@ -219,8 +199,220 @@ func (s *streamServer) handleExec(w http.ResponseWriter, req *http.Request) {
 		st.Details = &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: "ExitCode", Message: strconv.Itoa(code)}}}
 	}
 	b, _ := json.Marshal(st)
-	_, _ = errStream.Write(b)
-	errStream.Close()
+	_, _ = rs.errStream.Write(b)
+	rs.errStream.Close()
+}
+
+// openRemoteCommand upgrades the request to the remote command protocol the client speaks:
+// WebSocket (v5.channel.k8s.io, v4.channel.k8s.io and their base64 variants) or SPDY
+// (v4.channel.k8s.io).
+func (s *streamServer) openRemoteCommand(w http.ResponseWriter, req *http.Request, opts streamOptions) (*remoteStreams, bool) {
+	if wsstream.IsWebSocketRequest(req) {
+		return openWebSocketCommand(w, req, opts)
+	}
+	conn, streamCh, ok := upgrade(w, req, remoteCommandV4)
+	if !ok {
+		return nil, false
+	}
+	rs := &remoteStreams{close: func() { conn.Close() }}
+	want := 1
+	for _, b := range []bool{opts.stdin, opts.stdout, opts.stderr && !opts.tty, opts.tty} {
+		if b {
+			want++
+		}
+	}
+	timeout := time.After(streamWait)
+	for got := 0; got < want; {
+		select {
+		case st := <-streamCh:
+			switch st.Headers().Get("streamType") {
+			case "error":
+				rs.errStream = st
+			case "stdin":
+				rs.stdin = st
+			case "stdout":
+				rs.stdout = st
+			case "stderr":
+				rs.stderr = st
+			case "resize":
+				rs.resize = st
+			}
+			got++
+		case <-timeout:
+			s.r.log.Warn("streaming client did not open its streams", "url", req.URL.Path)
+			conn.Close()
+			return nil, false
+		case <-conn.CloseChan():
+			conn.Close()
+			return nil, false
+		}
+	}
+	return rs, true
+}
+
+// WebSocket channel numbers of the remote command protocol.
+const (
+	wsStdin = iota
+	wsStdout
+	wsStderr
+	wsError
+	wsResize
+)
+
+func openWebSocketCommand(w http.ResponseWriter, req *http.Request, opts streamOptions) (*remoteStreams, bool) {
+	ch := func(want bool, t wsstream.ChannelType) wsstream.ChannelType {
+		if want {
+			return t
+		}
+		return wsstream.IgnoreChannel
+	}
+	channels := []wsstream.ChannelType{
+		wsStdin:  ch(opts.stdin, wsstream.ReadChannel),
+		wsStdout: ch(opts.stdout, wsstream.WriteChannel),
+		wsStderr: ch(opts.stderr && !opts.tty, wsstream.WriteChannel),
+		wsError:  wsstream.WriteChannel,
+		wsResize: ch(opts.tty, wsstream.ReadChannel),
+	}
+	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{
+		remoteCommandV5:                   {Binary: true, Channels: channels},
+		"v5.base64.channel.k8s.io":        {Binary: false, Channels: channels},
+		remoteCommandV4:                   {Binary: true, Channels: channels},
+		"v4.base64.channel.k8s.io":        {Binary: false, Channels: channels},
+		wsstream.ChannelWebSocketProtocol: {Binary: true, Channels: channels},
+	})
+	conn.SetIdleTimeout(4 * time.Hour)
+	_, streams, err := conn.Open(w, req)
+	if err != nil {
+		return nil, false
+	}
+	rs := &remoteStreams{errStream: streams[wsError], close: func() { conn.Close() }}
+	if opts.stdin {
+		rs.stdin = streams[wsStdin]
+	}
+	if opts.stdout {
+		rs.stdout = streams[wsStdout]
+	}
+	if opts.stderr && !opts.tty {
+		rs.stderr = streams[wsStderr]
+	}
+	if opts.tty {
+		rs.resize = streams[wsResize]
+	}
+	// An empty frame on the lowest writable channel tells the client the streams are up.
+	switch {
+	case rs.stdout != nil:
+		_, _ = rs.stdout.Write(nil)
+	case rs.stderr != nil:
+		_, _ = rs.stderr.Write(nil)
+	default:
+		_, _ = rs.errStream.Write(nil)
+	}
+	return rs, true
+}
+
+func (s *streamServer) handleExec(w http.ResponseWriter, req *http.Request) {
+	sess, ok := s.take(req.PathValue("token"), "exec")
+	if !ok {
+		http.Error(w, "unknown or expired exec session", http.StatusNotFound)
+		return
+	}
+	ex := sess.exec
+	rs, ok := s.openRemoteCommand(w, req, streamOptions{stdin: ex.GetStdin(), stdout: ex.GetStdout(), stderr: ex.GetStderr(), tty: ex.GetTty()})
+	if !ok {
+		return
+	}
+	defer rs.close()
+	code, err := s.r.execStream(req.Context(), ex, rs.stdin, rs.stdout, rs.stderr, rs.resize)
+	rs.writeStatus(code, err)
+}
+
+func (s *streamServer) handleAttach(w http.ResponseWriter, req *http.Request) {
+	sess, ok := s.take(req.PathValue("token"), "attach")
+	if !ok {
+		http.Error(w, "unknown or expired attach session", http.StatusNotFound)
+		return
+	}
+	at := sess.attach
+	rs, ok := s.openRemoteCommand(w, req, streamOptions{stdin: at.GetStdin(), stdout: at.GetStdout(), stderr: at.GetStderr(), tty: at.GetTty()})
+	if !ok {
+		return
+	}
+	defer rs.close()
+	rs.writeStatus(0, s.r.attachStream(at, rs))
+}
+
+// attachStream connects the client's streams to the container's shim until the container
+// exits or the client goes away.
+func (r *Runtime) attachStream(at *runtimeapi.AttachRequest, rs *remoteStreams) error {
+	c, err := r.getContainer(at.GetContainerId())
+	if err != nil {
+		return err
+	}
+	conn, err := container.DialAttach(c.dir)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var wmu sync.Mutex
+	send := func(typ byte, p []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return container.WriteFrame(conn, typ, p)
+	}
+	if rs.stdin != nil && c.config.GetStdin() {
+		go func() {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := rs.stdin.Read(buf)
+				if n > 0 && send(container.FrameStdin, buf[:n]) != nil {
+					return
+				}
+				if err != nil {
+					_ = send(container.FrameStdinClose, nil)
+					return
+				}
+			}
+		}()
+	}
+	if rs.resize != nil {
+		go func() {
+			dec := json.NewDecoder(rs.resize)
+			for {
+				var sz struct{ Width, Height uint16 }
+				if dec.Decode(&sz) != nil {
+					return
+				}
+				p := []byte{byte(sz.Width >> 8), byte(sz.Width), byte(sz.Height >> 8), byte(sz.Height)}
+				if send(container.FrameResize, p) != nil {
+					return
+				}
+			}
+		}()
+	}
+	for {
+		typ, p, err := container.ReadFrame(conn)
+		if err != nil {
+			return nil // the container exited, or the shim went away
+		}
+		var out io.Writer
+		switch typ {
+		case container.FrameStdout:
+			if rs.stdout != nil {
+				out = rs.stdout
+			}
+		case container.FrameStderr:
+			if rs.stderr != nil {
+				out = rs.stderr
+			} else if at.GetTty() && rs.stdout != nil {
+				out = rs.stdout
+			}
+		}
+		if out != nil {
+			if _, err := out.Write(p); err != nil {
+				return nil // the client went away
+			}
+		}
+	}
 }
 
 // execStream runs an exec with the client's streams and returns its exit code.
@@ -343,12 +535,24 @@ func (s *streamServer) handlePortForward(w http.ResponseWriter, req *http.Reques
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	conn, streamCh, ok := upgrade(w, req, portForwardV1)
-	if !ok {
-		return
+	switch {
+	case wsstream.IsWebSocketRequestWithTunnelingProtocol(req):
+		s.portForwardTunnel(w, req, sb)
+	case wsstream.IsWebSocketRequest(req):
+		s.portForwardWebSocket(w, req, sb, sess.ports)
+	default:
+		conn, streamCh, ok := upgrade(w, req, portForwardV1)
+		if !ok {
+			return
+		}
+		defer conn.Close()
+		s.servePortForward(sb, conn, streamCh)
 	}
-	defer conn.Close()
-	// Streams come in pairs (error, data) per request id.
+}
+
+// servePortForward pairs the client's SPDY streams (error, data) by request id and forwards
+// each pair to its port in the pod until the connection closes.
+func (s *streamServer) servePortForward(sb *sandbox, conn httpstream.Connection, streamCh <-chan httpstream.Stream) {
 	errStreams := map[string]httpstream.Stream{}
 	pending := map[string]httpstream.Stream{}
 	var wg sync.WaitGroup
@@ -375,7 +579,14 @@ func (s *streamServer) handlePortForward(w http.ResponseWriter, req *http.Reques
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						s.forward(sb, ds, es)
+						defer ds.Close()
+						defer es.Close()
+						port, err := strconv.ParseUint(ds.Headers().Get("port"), 10, 16)
+						if err != nil || port == 0 {
+							fmt.Fprintf(es, "invalid port %q", ds.Headers().Get("port"))
+							return
+						}
+						s.forward(sb, int(port), ds, es)
 					}()
 				}
 			}
@@ -383,15 +594,93 @@ func (s *streamServer) handlePortForward(w http.ResponseWriter, req *http.Reques
 	}
 }
 
-func (s *streamServer) forward(sb *sandbox, data, errStream httpstream.Stream) {
-	defer data.Close()
-	defer errStream.Close()
-	port, err := strconv.ParseUint(data.Headers().Get("port"), 10, 16)
-	if err != nil || port == 0 {
-		fmt.Fprintf(errStream, "invalid port %q", data.Headers().Get("port"))
+// portForwardTunnel serves SPDY tunnelled through a WebSocket ("SPDY/3.1+portforward.k8s.io"),
+// which kubectl and client-go use when they port-forward over WebSockets.
+func (s *streamServer) portForwardTunnel(w http.ResponseWriter, req *http.Request, sb *sandbox) {
+	const proto = "SPDY/3.1+" + portForwardV1
+	websocket.Server{
+		Handshake: func(cfg *websocket.Config, _ *http.Request) error {
+			for _, p := range cfg.Protocol {
+				if strings.TrimSpace(p) == proto {
+					cfg.Protocol = []string{proto}
+					return nil
+				}
+			}
+			return fmt.Errorf("no supported tunnelling protocol in %v", cfg.Protocol)
+		},
+		Handler: func(ws *websocket.Conn) {
+			ws.PayloadType = websocket.BinaryFrame
+			streams := make(chan httpstream.Stream, 16)
+			conn, err := spdy.NewServerConnectionWithPings(ws, func(st httpstream.Stream, _ <-chan struct{}) error {
+				streams <- st
+				return nil
+			}, 30*time.Second)
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			conn.SetIdleTimeout(4 * time.Hour)
+			s.servePortForward(sb, conn, streams)
+		},
+	}.ServeHTTP(w, req)
+}
+
+// portForwardWebSocket serves the WebSocket port-forward protocol: the ports come as
+// "port" query parameters (or from the CRI request); each port has a data channel and an
+// error channel, each of which starts with the port number (2 bytes, little endian).
+func (s *streamServer) portForwardWebSocket(w http.ResponseWriter, req *http.Request, sb *sandbox, fromCRI []int32) {
+	var ports []int
+	for _, p := range req.URL.Query()["port"] {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			http.Error(w, fmt.Sprintf("invalid port %q", p), http.StatusBadRequest)
+			return
+		}
+		ports = append(ports, int(n))
+	}
+	if len(ports) == 0 {
+		for _, p := range fromCRI {
+			ports = append(ports, int(p))
+		}
+	}
+	if len(ports) == 0 {
+		http.Error(w, "port-forward needs at least one port", http.StatusBadRequest)
 		return
 	}
-	target, err := dialInNetNS(sb.nsPath(network.NetNS), int(port))
+	channels := make([]wsstream.ChannelType, 0, 2*len(ports))
+	for range ports {
+		channels = append(channels, wsstream.ReadWriteChannel, wsstream.WriteChannel)
+	}
+	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{
+		"":                                {Binary: true, Channels: channels},
+		portForwardV1:                     {Binary: true, Channels: channels},
+		remoteCommandV4:                   {Binary: true, Channels: channels},
+		"v4.base64.channel.k8s.io":        {Binary: false, Channels: channels},
+		wsstream.ChannelWebSocketProtocol: {Binary: true, Channels: channels},
+	})
+	conn.SetIdleTimeout(4 * time.Hour)
+	_, streams, err := conn.Open(w, req)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	var wg sync.WaitGroup
+	for i, port := range ports {
+		data, errs := streams[2*i], streams[2*i+1]
+		prefix := []byte{byte(port), byte(port >> 8)}
+		_, _ = data.Write(prefix)
+		_, _ = errs.Write(prefix)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.forward(sb, port, data, errs)
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *streamServer) forward(sb *sandbox, port int, data io.ReadWriter, errStream io.Writer) {
+	target, err := dialInNetNS(sb.nsPath(network.NetNS), port)
 	if err != nil {
 		fmt.Fprintf(errStream, "port-forward to pod %s port %d: %v", sb.ID, port, err)
 		return
@@ -442,12 +731,26 @@ func dialInNetNS(nsPath string, port int) (net.Conn, error) {
 	return res.c, res.err
 }
 
-// Attach is not served: container output is in the CRI log, and stdin is held by the shim.
+// Attach implements CRI: it hands out a one-use streaming URL to the container's stdio,
+// which the container's shim serves (see container.AttachSocket).
 func (r *Runtime) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	if _, err := r.getContainer(req.GetContainerId()); err != nil {
+	c, err := r.getContainer(req.GetContainerId())
+	if err != nil {
 		return nil, err
 	}
-	return nil, fmt.Errorf("attach is not implemented yet: %w", errdefs.ErrUnimplemented)
+	if err := r.requireRunning(c); err != nil {
+		return nil, err
+	}
+	if !req.GetStdout() && !req.GetStderr() && !req.GetStdin() {
+		return nil, fmt.Errorf("attach needs one of stdin, stdout, stderr: %w", errdefs.ErrInvalidArgument)
+	}
+	if req.GetStdin() && !c.config.GetStdin() {
+		return nil, fmt.Errorf("container %s was not created with stdin: %w", c.ID, errdefs.ErrInvalidArgument)
+	}
+	req.ContainerId = c.ID
+	req.Tty = c.config.GetTty()
+	token := r.stream.add(session{kind: "attach", attach: req})
+	return &runtimeapi.AttachResponse{Url: r.stream.baseURL() + "/attach/" + token}, nil
 }
 
 func nowNano() int64 { return time.Now().UnixNano() }

@@ -27,13 +27,51 @@ func (r Runc) command(ctx context.Context, args ...string) *exec.Cmd {
 func (r Runc) run(ctx context.Context, args ...string) error {
 	out, err := r.command(ctx, args...).CombinedOutput()
 	if err != nil {
-		msg := strings.TrimSpace(string(out))
-		if strings.Contains(msg, "does not exist") || strings.Contains(msg, "not exist") {
-			return fmt.Errorf("runc %s: %s: %w", args[0], msg, errdefs.ErrNotFound)
-		}
-		return fmt.Errorf("runc %s: %s: %w", args[0], msg, err)
+		return fmt.Errorf("runc %s: %w", args[0], RuncError(strings.TrimSpace(string(out)), err))
 	}
 	return nil
+}
+
+// runcErrorClasses maps what runc says to the runtime's error classes, most specific first.
+var runcErrorClasses = []struct {
+	substr string
+	class  error
+}{
+	{"container does not exist", errdefs.ErrNotFound},
+	{"does not exist", errdefs.ErrNotFound},
+	{"executable file not found", errdefs.ErrInvalidArgument},
+	{"no such file or directory", errdefs.ErrInvalidArgument},
+	{"not a directory", errdefs.ErrInvalidArgument},
+	{"is a directory", errdefs.ErrInvalidArgument},
+	{"invalid argument", errdefs.ErrInvalidArgument},
+	{"container with id exists", errdefs.ErrAlreadyExists},
+	{"already exists", errdefs.ErrAlreadyExists},
+	{"permission denied", errdefs.ErrPermissionDenied},
+	{"operation not permitted", errdefs.ErrPermissionDenied},
+	{"cannot allocate memory", errdefs.ErrResourceExhausted},
+	{"resource temporarily unavailable", errdefs.ErrResourceExhausted},
+	{"no space left on device", errdefs.ErrResourceExhausted},
+	{"cannot start a container that has stopped", errdefs.ErrFailedPrecondition},
+	{"container not running", errdefs.ErrFailedPrecondition},
+	{"is not running", errdefs.ErrFailedPrecondition},
+	{"cannot start an already running container", errdefs.ErrFailedPrecondition},
+	{"container is paused", errdefs.ErrFailedPrecondition},
+}
+
+// RuncError turns runc's message (its output or last logged error) into an error that
+// carries the matching class, so the CRI edge returns a meaningful gRPC code; cause is
+// kept when no class matches.
+func RuncError(msg string, cause error) error {
+	low := strings.ToLower(msg)
+	for _, c := range runcErrorClasses {
+		if strings.Contains(low, c.substr) {
+			return fmt.Errorf("%s: %w", msg, c.class)
+		}
+	}
+	if msg == "" {
+		return cause
+	}
+	return fmt.Errorf("%s: %w", msg, cause)
 }
 
 // Start starts a created container.

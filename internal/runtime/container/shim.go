@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -38,17 +39,22 @@ const (
 
 // ShimConfig is what the shim reads from its bundle directory.
 type ShimConfig struct {
-	ID       string `json:"id"`
-	Runc     Runc   `json:"runc"`
-	LogPath  string `json:"logPath,omitempty"`
-	Stdin    bool   `json:"stdin,omitempty"`
-	Terminal bool   `json:"terminal,omitempty"`
+	ID      string `json:"id"`
+	Runc    Runc   `json:"runc"`
+	LogPath string `json:"logPath,omitempty"`
+	Stdin   bool   `json:"stdin,omitempty"`
+	// StdinOnce closes the container's stdin when the first attached client closes its own.
+	StdinOnce bool `json:"stdinOnce,omitempty"`
+	Terminal  bool `json:"terminal,omitempty"`
+	// CgroupsPath is the container's cgroup (as in the OCI spec), read for OOM kills.
+	CgroupsPath string `json:"cgroupsPath,omitempty"`
 }
 
 // Exit is the record the shim leaves when the container's init exits.
 type Exit struct {
 	Code       int32     `json:"code"`
 	Signal     int       `json:"signal,omitempty"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
 	FinishedAt time.Time `json:"finishedAt"`
 }
 
@@ -125,7 +131,7 @@ func StartShim(ctx context.Context, bundle string) (pid int, err error) {
 		if s == "" {
 			s = "shim exited without a word"
 		}
-		return 0, errors.New(s)
+		return 0, RuncError(s, errors.New("container shim failed"))
 	}
 	return pid, nil
 }
@@ -161,34 +167,104 @@ func shimMain(bundle string) int {
 	if err != nil {
 		return fail(fmt.Errorf("open log %s: %w", cfg.LogPath, err))
 	}
-	outR, outW, err := os.Pipe()
+	al, err := net.Listen("unix", AttachSocket)
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("attach socket: %w", err))
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	var stdinR, stdinW *os.File
-	if cfg.Stdin {
-		if stdinR, stdinW, err = os.Pipe(); err != nil {
+	hub := newAttachHub(al)
+	pidFile := filepath.Join(bundle, InitPidFile)
+	args := []string{"--root", cfg.Runc.Root, "--log", filepath.Join(bundle, runcLogFile),
+		"--log-format", "json", "create", "--bundle", bundle, "--pid-file", pidFile}
+	var copying sync.WaitGroup
+	var startCopy func()
+	if cfg.Terminal {
+		// runc hands the pty master over the console socket; the container's stdio is the
+		// pty's slave side, and output comes as one stream.
+		_ = os.Remove(consoleSocket)
+		cl, err := net.ListenUnix("unix", &net.UnixAddr{Name: consoleSocket, Net: "unix"})
+		if err != nil {
+			return fail(fmt.Errorf("console socket: %w", err))
+		}
+		type result struct {
+			f   *os.File
+			err error
+		}
+		got := make(chan result, 1)
+		go func() { f, err := receiveConsole(cl); got <- result{f, err} }()
+		cmd := exec.Command(cfg.Runc.Binary, append(args, "--console-socket", consoleSocket, cfg.ID)...)
+		runErr := cmd.Run()
+		cl.Close()
+		_ = os.Remove(consoleSocket)
+		if runErr != nil {
+			return fail(fmt.Errorf("runc create: %s", lastRuncError(filepath.Join(bundle, runcLogFile), runErr)))
+		}
+		var res result
+		select {
+		case res = <-got:
+		case <-time.After(10 * time.Second):
+			res.err = errors.New("runc sent no console")
+		}
+		if res.err != nil {
+			return fail(res.err)
+		}
+		master := res.f
+		if cfg.Stdin {
+			hub.stdin = master
+			// A terminal cannot be half-closed: end-of-input is ^D.
+			hub.closeIn = sync.OnceFunc(func() {
+				if cfg.StdinOnce {
+					_, _ = master.Write([]byte{4})
+				}
+			})
+		}
+		hub.resize = func(w, h uint16) {
+			_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
+		}
+		startCopy = func() {
+			copying.Add(1)
+			go func() { defer copying.Done(); logw.copyLines("stdout", master, hub.tee(FrameStdout)) }()
+		}
+	} else {
+		outR, outW, err := os.Pipe()
+		if err != nil {
 			return fail(err)
 		}
-	}
-	pidFile := filepath.Join(bundle, InitPidFile)
-	cmd := exec.Command(cfg.Runc.Binary, "--root", cfg.Runc.Root, "--log", filepath.Join(bundle, runcLogFile),
-		"--log-format", "json", "create", "--bundle", bundle, "--pid-file", pidFile, cfg.ID)
-	if stdinR != nil {
-		cmd.Stdin = stdinR
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	if err := cmd.Run(); err != nil {
-		return fail(fmt.Errorf("runc create: %s", lastRuncError(filepath.Join(bundle, runcLogFile), err)))
-	}
-	outW.Close()
-	errW.Close()
-	if stdinR != nil {
-		stdinR.Close()
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		var stdinR, stdinW *os.File
+		if cfg.Stdin {
+			if stdinR, stdinW, err = os.Pipe(); err != nil {
+				return fail(err)
+			}
+		}
+		cmd := exec.Command(cfg.Runc.Binary, append(args, cfg.ID)...)
+		if stdinR != nil {
+			cmd.Stdin = stdinR
+		}
+		cmd.Stdout, cmd.Stderr = outW, errW
+		if err := cmd.Run(); err != nil {
+			return fail(fmt.Errorf("runc create: %s", lastRuncError(filepath.Join(bundle, runcLogFile), err)))
+		}
+		outW.Close()
+		errW.Close()
+		if stdinR != nil {
+			stdinR.Close()
+			// Held open until an attached client closes it (StdinOnce), so the container
+			// does not see EOF on its own.
+			hub.stdin = stdinW
+			hub.closeIn = sync.OnceFunc(func() {
+				if cfg.StdinOnce {
+					stdinW.Close()
+				}
+			})
+		}
+		startCopy = func() {
+			copying.Add(2)
+			go func() { defer copying.Done(); logw.copyLines("stdout", outR, hub.tee(FrameStdout)) }()
+			go func() { defer copying.Done(); logw.copyLines("stderr", errR, hub.tee(FrameStderr)) }()
+		}
 	}
 	pb, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -204,10 +280,8 @@ func shimMain(bundle string) int {
 	fmt.Fprintln(status, "ok")
 	status.Close()
 
-	var copying sync.WaitGroup
-	copying.Add(2)
-	go func() { defer copying.Done(); logw.copyLines("stdout", outR, nil) }()
-	go func() { defer copying.Done(); logw.copyLines("stderr", errR, nil) }()
+	go hub.serve()
+	startCopy()
 	go func() {
 		for range reopen {
 			if err := logw.reopen(); err != nil {
@@ -215,8 +289,6 @@ func shimMain(bundle string) int {
 			}
 		}
 	}()
-	// Hold stdin open so the container does not see EOF; nothing writes to it yet.
-	_ = stdinW
 
 	exit := Exit{Code: 255}
 	for {
@@ -240,6 +312,8 @@ func shimMain(bundle string) int {
 		case ws.Signaled():
 			exit.Code, exit.Signal = 128+int32(ws.Signal()), int(ws.Signal())
 		}
+		// The cgroup outlives the init until the runtime deletes the container.
+		exit.OOMKilled = oomKilled(cfg.CgroupsPath)
 		break
 	}
 	// The pipes close when the last process holding them exits; don't wait forever for
@@ -251,6 +325,7 @@ func shimMain(bundle string) int {
 	case <-time.After(2 * time.Second):
 	}
 	logw.close()
+	hub.finish()
 	eb, _ := json.Marshal(exit)
 	tmp := filepath.Join(bundle, ExitFile+".tmp")
 	if err := os.WriteFile(tmp, eb, 0o600); err == nil {
@@ -361,4 +436,13 @@ func ReopenLog(bundle string) error {
 		return fmt.Errorf("container shim is not running: %w", errdefs.ErrFailedPrecondition)
 	}
 	return unix.Kill(pid, unix.SIGUSR1)
+}
+
+// InitPid returns the host pid of the container's init as runc recorded it at create.
+func InitPid(bundle string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, InitPidFile))
+	if err != nil {
+		return 0, fmt.Errorf("container init pid: %w", errdefs.ErrNotFound)
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }

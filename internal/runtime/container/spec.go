@@ -61,6 +61,22 @@ var defaultReadonlyPaths = []string{
 	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 }
 
+// newerCaps are capabilities an older kernel may not know; runc fails to apply unknown ones.
+var newerCaps = map[string]int{"CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40}
+
+// knownCaps drops the capabilities above the kernel's /proc/sys/kernel/cap_last_cap.
+func knownCaps(caps []string) []string {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return caps
+	}
+	var last int
+	if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &last); err != nil {
+		return caps
+	}
+	return slices.DeleteFunc(caps, func(c string) bool { n, ok := newerCaps[c]; return ok && n > last })
+}
+
 // Args resolves the process arguments from the CRI config and the image, Docker's way.
 func Args(cfg *runtimeapi.ContainerConfig, img *v1.ConfigFile) ([]string, error) {
 	var entrypoint, cmd []string
@@ -126,6 +142,7 @@ func Process(rootfs string, args, env []string, cwd string, tty bool, sc *runtim
 	} else {
 		caps = adjustCaps(caps, sc.GetCapabilities())
 	}
+	caps = knownCaps(caps)
 	hasPath := slices.ContainsFunc(env, func(s string) bool { return strings.HasPrefix(s, "PATH=") })
 	if !hasPath {
 		env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)

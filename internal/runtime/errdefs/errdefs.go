@@ -26,6 +26,10 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrUnimplemented: a CRI call this runtime does not serve (yet).
 	ErrUnimplemented = errors.New("unimplemented")
+	// ErrPermissionDenied: the kernel or runc refused an operation the request asked for.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrResourceExhausted: memory, pids or another limit ran out.
+	ErrResourceExhausted = errors.New("resource exhausted")
 	// ErrDataLoss: content did not match its digest or could not be unpacked.
 	ErrDataLoss = errors.New("corrupt content")
 )
@@ -60,6 +64,10 @@ func Code(err error) codes.Code {
 		return codes.Unauthenticated
 	case errors.Is(err, ErrUnimplemented):
 		return codes.Unimplemented
+	case errors.Is(err, ErrPermissionDenied):
+		return codes.PermissionDenied
+	case errors.Is(err, ErrResourceExhausted):
+		return codes.ResourceExhausted
 	case errors.Is(err, ErrDataLoss):
 		return codes.DataLoss
 	case errors.Is(err, context.DeadlineExceeded):
