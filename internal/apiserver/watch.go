@@ -96,27 +96,65 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, rs *resourceStore
 	if flusher != nil {
 		flusher.Flush()
 	}
-	frames := stream.Framer.NewFrameWriter(w)
+	// Events of the live stream are encoded once per wire format and event type and the
+	// bytes shared by every watcher; a flush happens only when no further event is waiting.
+	shareable := out.as == "" && rs.res.SharedStorage == nil
 	var buf bytes.Buffer
-	for ev := range watcher.ResultChan() {
+	frame := func(ev storage.Event) ([]byte, error) {
 		obj := rs.out(ev.Object)
 		if ev.Type == watch.Bookmark {
 			obj = rs.bookmark(ev)
 		}
 		obj, err := s.transform(ctx, rs, obj, out, r)
 		if err != nil {
-			return
+			return nil, err
 		}
 		buf.Reset()
 		if err := out.info.Serializer.Encode(obj, &buf); err != nil {
-			s.log.Error("encode watch event", "resource", rs.res.Resource, "err", err)
-			return
+			return nil, err
 		}
 		event := &metav1.WatchEvent{Type: string(ev.Type), Object: runtime.RawExtension{Raw: buf.Bytes()}}
-		if err := stream.Serializer.Encode(event, frames); err != nil {
+		var fb bytes.Buffer
+		if err := stream.Serializer.Encode(event, stream.Framer.NewFrameWriter(&fb)); err != nil {
+			return nil, err
+		}
+		return fb.Bytes(), nil
+	}
+	write := func(ev storage.Event) bool {
+		var data []byte
+		var err error
+		if shareable && ev.Encoded != nil && ev.Type != watch.Bookmark {
+			data, err = ev.Encoded.Get(out.info.MediaType+"/"+string(ev.Type), func() ([]byte, error) { return frame(ev) })
+		} else {
+			data, err = frame(ev)
+		}
+		if err != nil {
+			s.log.Error("encode watch event", "resource", rs.res.Resource, "err", err)
+			return false
+		}
+		_, err = w.Write(data)
+		return err == nil
+	}
+	events := watcher.ResultChan()
+	for ev := range events {
+		if !write(ev) {
 			return
 		}
-		if flusher != nil && len(watcher.ResultChan()) == 0 {
+	pending:
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break pending
+				}
+				if !write(ev) {
+					return
+				}
+			default:
+				break pending
+			}
+		}
+		if flusher != nil {
 			flusher.Flush()
 		}
 	}

@@ -25,6 +25,34 @@ type Event struct {
 	// InitialEventsEnd marks the bookmark that ends the initial events of a watch that asked
 	// for them (sendInitialEvents).
 	InitialEventsEnd bool
+	// Encoded, set on events of the live stream (not on synthetic ones), lets every watcher
+	// of the event share one encoding of it per wire format instead of encoding it again.
+	Encoded *EncodingCache
+}
+
+// EncodingCache holds encodings of one event, by a key the caller chooses (the media type
+// and event type). It is safe for concurrent use.
+type EncodingCache struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// Get returns the encoding under key, calling encode (once per key) to make it.
+func (e *EncodingCache) Get(key string, encode func() ([]byte, error)) ([]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b, ok := e.m[key]; ok {
+		return b, nil
+	}
+	b, err := encode()
+	if err != nil {
+		return nil, err
+	}
+	if e.m == nil {
+		e.m = map[string][]byte{}
+	}
+	e.m[key] = b
+	return b, nil
 }
 
 // DefaultEventCapacity is how many recent events a Cacher keeps for watches that resume.
@@ -167,7 +195,7 @@ func (c *Cacher) apply(events []*clientv3.Event) {
 	decoded := make([]Event, 0, len(events))
 	for _, e := range events {
 		key := string(e.Kv.Key)
-		ev := Event{Key: key, Revision: e.Kv.ModRevision}
+		ev := Event{Key: key, Revision: e.Kv.ModRevision, Encoded: &EncodingCache{}}
 		if e.Type == clientv3.EventTypeDelete {
 			ev.Type = watch.Deleted
 		} else {
