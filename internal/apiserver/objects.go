@@ -96,3 +96,15 @@ func copyResourceVersion(dst, src runtime.Object) {
 	s, _ := meta.Accessor(src)
 	d.SetResourceVersion(s.GetResourceVersion())
 }
+
+// currentForUpdate returns a private copy of the object at key: from the watch cache when
+// fromCache (falling back to etcd if the cache has not seen it yet), else from etcd.
+func (rs *resourceStore) currentForUpdate(ctx context.Context, key string, fromCache bool) (runtime.Object, error) {
+	if fromCache {
+		obj, err := rs.cacheGet(ctx, key, 0)
+		if err == nil {
+			return obj.DeepCopyObject(), nil
+		}
+	}
+	return rs.get(ctx, key, 0)
+}

@@ -430,7 +430,10 @@ func (s *Server) update(ctx context.Context, w http.ResponseWriter, r *http.Requ
 func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req request, opts writeOptions, tryUpdate func(cur runtime.Object) (runtime.Object, error)) (runtime.Object, error) {
 	key := rs.key(req.namespace, req.name)
 	for attempt := 0; ; attempt++ {
-		cur, err := rs.get(ctx, key, 0)
+		// The first attempt starts from the watch cache, saving an etcd read; the write's
+		// compare-and-swap catches a stale copy, and every retry reads etcd.
+		fromCache := attempt == 0
+		cur, err := rs.currentForUpdate(ctx, key, fromCache)
 		if err != nil {
 			return nil, toStatus(err, rs.gr, req.name)
 		}
@@ -443,6 +446,9 @@ func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req reques
 		m, _ := meta.Accessor(obj)
 		unconditional := m.GetResourceVersion() == ""
 		if !unconditional && m.GetResourceVersion() != curRV {
+			if fromCache {
+				continue // the cache may be behind the client: decide on etcd's copy
+			}
 			return nil, apierrors.NewConflict(rs.gr, req.name, errors.New(conflictMessage))
 		}
 		m.SetResourceVersion(curRV)
@@ -452,6 +458,9 @@ func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req reques
 		}
 		m, _ = meta.Accessor(obj)
 		if apiequality.Semantic.DeepEqual(obj, cur) {
+			if fromCache {
+				continue // "no change" must be judged against etcd's copy, not a stale one
+			}
 			return cur, nil // nothing changed: no write, no new resourceVersion
 		}
 		if opts.dryRun {
@@ -460,7 +469,7 @@ func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req reques
 		rev, _ := strconv.ParseInt(curRV, 10, 64)
 		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !pendingNamespaceFinalizers(obj) && !gracefulPending(obj) {
 			deleted, err := rs.remove(ctx, key, rev)
-			if errors.Is(err, storage.ErrConflict) && unconditional && attempt < 16 {
+			if errors.Is(err, storage.ErrConflict) && (unconditional || fromCache) && attempt < 16 {
 				continue
 			}
 			if err != nil {
@@ -470,7 +479,7 @@ func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req reques
 			return deleted, nil
 		}
 		err = rs.update(ctx, key, obj, rev)
-		if errors.Is(err, storage.ErrConflict) && unconditional && attempt < 16 {
+		if errors.Is(err, storage.ErrConflict) && (unconditional || fromCache) && attempt < 16 {
 			continue
 		}
 		if err != nil {
