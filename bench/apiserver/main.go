@@ -127,7 +127,7 @@ func run(ctx context.Context, cfg config) error {
 		if cfg.quick {
 			return fmt.Errorf("-quick figures are not written to %s", cfg.doc)
 		}
-		if err := os.WriteFile(cfg.doc, []byte(rep.document(table)), 0o644); err != nil {
+		if err := writeSection(cfg.doc, "API server", rep.document(table)); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", cfg.doc)
