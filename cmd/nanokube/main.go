@@ -33,6 +33,9 @@ func newRootCommand() *cobra.Command {
 		newServerCommand(),
 		newAPIServerCommand(),
 		newRuntimeCommand(),
+		newSchedulerCommand(),
+		newControllerManagerCommand(),
+		newHollowNodesCommand(),
 		newVersionCommand(),
 	)
 	return root

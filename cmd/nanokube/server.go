@@ -32,7 +32,7 @@ func newServerCommand() *cobra.Command {
 	var logLevel string
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the control plane (etcd, API server) on this machine",
+		Short: "Run the control plane (etcd, API server, scheduler, controller manager) on this machine",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
@@ -44,6 +44,9 @@ func newServerCommand() *cobra.Command {
 		},
 	}
 	bindControlPlaneFlags(cmd.Flags(), &cfg)
+	cmd.Flags().StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network; each node gets a pod CIDR from it")
+	cmd.Flags().BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
+	cmd.Flags().BoolVar(&cfg.DisableControllerManager, "disable-controller-manager", false, "do not run the controller manager in this process")
 	cmd.Flags().BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent (kubelet, proxy, runtime) on this machine")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -62,7 +65,7 @@ func newAPIServerCommand() *cobra.Command {
 				return err
 			}
 			cfg.Log = log
-			cfg.DisableAgent = true
+			cfg.DisableAgent, cfg.DisableScheduler, cfg.DisableControllerManager = true, true, true
 			return server.Run(cmd.Context(), cfg, printReady)
 		},
 	}

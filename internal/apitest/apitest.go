@@ -37,6 +37,9 @@ type Options struct {
 	CompactionInterval time.Duration
 	EventCapacity      int
 	Dir                string // reuse a data directory (restart tests); default t.TempDir()
+	// Controllers runs the scheduler and controller manager too; by default the API server
+	// and etcd run alone, so that tests see raw API semantics and start their own controllers.
+	Controllers bool
 }
 
 // Start starts a control plane; it is stopped when the test ends.
@@ -62,7 +65,7 @@ func (c *Cluster) start() {
 	}
 	cfg := server.Config{DataDir: c.Dir, BindAddress: "127.0.0.1", SecurePort: c.port, UnsafeNoFsync: true,
 		CompactionInterval: c.opts.CompactionInterval, EventCapacity: c.opts.EventCapacity, DisableAgent: true, Log: log,
-		AdvertiseAddress: "127.0.0.1"}
+		AdvertiseAddress: "127.0.0.1", DisableScheduler: !c.opts.Controllers, DisableControllerManager: !c.opts.Controllers}
 	if cfg.CompactionInterval == 0 {
 		cfg.CompactionInterval = -1
 	}

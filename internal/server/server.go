@@ -9,15 +9,23 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/nanokube/nanokube/internal/apiserver"
 	"github.com/nanokube/nanokube/internal/apiserver/registry/builtin"
+	"github.com/nanokube/nanokube/internal/controllermanager"
 	"github.com/nanokube/nanokube/internal/etcd"
 	"github.com/nanokube/nanokube/internal/pki"
+	"github.com/nanokube/nanokube/internal/scheduler"
 	"github.com/nanokube/nanokube/internal/storage"
 )
 
@@ -48,6 +56,12 @@ type Config struct {
 	// cache history (zero: the defaults).
 	CompactionInterval time.Duration
 	EventCapacity      int
+	// ClusterCIDR is the pod network node IPAM cuts per-node pod CIDRs from.
+	ClusterCIDR string
+	// DisableScheduler and DisableControllerManager leave those components to be run
+	// elsewhere (`nanokube scheduler`, `nanokube controller-manager`).
+	DisableScheduler         bool
+	DisableControllerManager bool
 	// DisableAgent runs no node agent on this machine.
 	DisableAgent bool
 	Log          *slog.Logger
@@ -63,6 +77,12 @@ func (c *Config) validate() error {
 	}
 	if c.BindAddress != "" && net.ParseIP(c.BindAddress) == nil {
 		errs = append(errs, fmt.Errorf("--bind-address %q is not an IP address", c.BindAddress))
+	}
+	if c.ClusterCIDR == "" {
+		c.ClusterCIDR = "10.244.0.0/16"
+	}
+	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
+		errs = append(errs, fmt.Errorf("--cluster-cidr %q: %v", c.ClusterCIDR, err))
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -132,17 +152,42 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err != nil {
 		return err
 	}
+	// Components run until ctx is done or one of them fails; either way all are stopped and
+	// waited for before etcd closes.
 	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 1)
-	log.Info("starting API server")
-	go func() { errc <- api.Run(runCtx) }()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	start := func(name string, run func(context.Context) error) {
+		log.Info("starting " + name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	stop := func() {
+		cancel()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			log.Warn("components did not stop within 15s")
+		}
+	}
+	defer stop()
+
+	start("API server", api.Run)
 	select {
 	case <-api.Ready():
 	case err := <-errc:
 		return err
 	case err := <-store.Err():
 		return fmt.Errorf("etcd: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 
 	host := "127.0.0.1"
@@ -155,26 +200,51 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err := pki.WriteKubeconfig(kubeconfig, url, bundle.CA.CertPEM, bundle.Admin); err != nil {
 		return fmt.Errorf("admin kubeconfig: %w", err)
 	}
+	if err := startControllers(cfg, kubeconfig, start); err != nil {
+		return err
+	}
 	if onReady != nil {
 		onReady(Ready{URL: url, Kubeconfig: kubeconfig, Token: token})
 	}
 
 	select {
 	case err := <-errc:
-		if errors.Is(err, context.Canceled) {
-			return ctx.Err()
-		}
 		return err
 	case err := <-store.Err():
-		cancel()
-		<-errc
 		return fmt.Errorf("etcd: %w", err)
 	case <-ctx.Done():
-		select {
-		case <-errc:
-		case <-time.After(10 * time.Second):
-			log.Warn("API server did not stop within 10s")
-		}
 		return ctx.Err()
 	}
+}
+
+// startControllers starts the controller manager and the scheduler. They reach the API
+// server as any client would: through client-go over HTTPS with the admin credentials.
+func startControllers(cfg Config, kubeconfig string, start func(string, func(context.Context) error)) error {
+	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
+	restConfig.QPS, restConfig.Burst = 200, 400
+	if !cfg.DisableControllerManager {
+		cidr, _ := netip.ParsePrefix(cfg.ClusterCIDR)
+		cm, err := controllermanager.New(controllermanager.Config{RESTConfig: rest.CopyConfig(restConfig), LeaderElect: true,
+			ClusterCIDR: cidr, Log: cfg.Log.With("component", "controller-manager")})
+		if err != nil {
+			return err
+		}
+		start("controller manager", cm.Run)
+	}
+	if !cfg.DisableScheduler {
+		client, err := kubernetes.NewForConfig(rest.CopyConfig(restConfig))
+		if err != nil {
+			return err
+		}
+		sched, err := scheduler.New(scheduler.Config{LeaderElect: true, Log: cfg.Log.With("component", "scheduler")}, client)
+		if err != nil {
+			return err
+		}
+		start("scheduler", sched.Run)
+	}
+	return nil
 }

@@ -94,7 +94,7 @@ func TestApplyClientAndServerSide(t *testing.T) {
 	if got := kubectl(t, "-n", ns, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"); got != "3" {
 		t.Errorf("replicas after apply = %s", got)
 	}
-	mustContain(t, kubectl(t, "-n", ns, "get", "deploy"), "NAME READY UP-TO-DATE AVAILABLE AGE", "web 0/3 0 0")
+	mustContain(t, kubectl(t, "-n", ns, "get", "deploy"), "NAME READY UP-TO-DATE AVAILABLE AGE", "web 0/3")
 
 	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"1\"\n"
 	mustContain(t, kubectlIn(t, cm, "-n", ns, "apply", "--server-side", "-f", "-"), "configmap/ssa serverside-applied")
@@ -156,17 +156,25 @@ func TestDeleteAndWait(t *testing.T) {
 	mustContain(t, kubectl(t, "-n", ns, "delete", "cm", "b", "--cascade=background"), `configmap "b" deleted`)
 	kubectlFail(t, "-n", ns, "get", "cm", "a")
 
-	// Orphan and foreground deletion leave the object to the garbage collector, marked with
-	// its finalizer and a deletionTimestamp.
-	for policy, finalizer := range map[string]string{"orphan": "orphan", "foreground": "foregroundDeletion"} {
-		name := "gc-" + policy
-		kubectl(t, "-n", ns, "create", "configmap", name)
-		kubectl(t, "-n", ns, "delete", "cm", name, "--cascade="+policy, "--wait=false")
-		got := kubectl(t, "-n", ns, "get", "cm", name, "-o", "jsonpath={.metadata.finalizers}/{.metadata.deletionTimestamp}")
-		if !strings.Contains(got, finalizer) || strings.HasSuffix(got, "/") {
-			t.Errorf("--cascade=%s: finalizers/deletionTimestamp = %q", policy, got)
-		}
+	// The three cascade modes, finished by the garbage collector: orphan leaves the
+	// ReplicaSet without its owner, foreground removes the pods before their ReplicaSet,
+	// background removes the dependents after the owner.
+	kubectlIn(t, deploymentYAML, "-n", ns, "create", "-f", "-")
+	rsName := waitOutput(t, func() string {
+		return kubectl(t, "-n", ns, "get", "rs", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}")
+	})
+	mustContain(t, kubectl(t, "-n", ns, "delete", "deploy", "web", "--cascade=orphan"), `deployment.apps "web" deleted`)
+	if owners := kubectl(t, "-n", ns, "get", "rs", rsName, "-o", "jsonpath={.metadata.ownerReferences}"); owners != "" {
+		t.Errorf("orphaned ReplicaSet still has owners: %s", owners)
 	}
+	mustContain(t, kubectl(t, "-n", ns, "delete", "rs", rsName, "--cascade=foreground"), `replicaset.apps "`+rsName+`" deleted`)
+	if pods := kubectl(t, "-n", ns, "get", "pods", "-l", "app=web", "-o", "name"); pods != "" {
+		t.Errorf("foreground deletion left pods: %s", pods)
+	}
+	kubectlIn(t, deploymentYAML, "-n", ns, "create", "-f", "-")
+	waitOutput(t, func() string { return kubectl(t, "-n", ns, "get", "pods", "-l", "app=web", "-o", "name") })
+	kubectl(t, "-n", ns, "delete", "deploy", "web", "--cascade=background")
+	waitOutputEmpty(t, func() string { return kubectl(t, "-n", ns, "get", "rs,pods", "-l", "app=web", "-o", "name") })
 
 	kubectlIn(t, podYAML, "-n", ns, "create", "-f", "-")
 	kubectl(t, "-n", ns, "patch", "pod", "web-1", "--subresource=status", "--type=merge", "-p",
@@ -255,5 +263,36 @@ func TestAuthRequired(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "You must be logged in to the server (Unauthorized)") {
 		t.Fatalf("anonymous kubectl: err %v output %s", err, out)
+	}
+}
+
+// waitOutput polls f until it returns something, for up to 30 seconds.
+func waitOutput(t *testing.T, f func() string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if out := strings.TrimSpace(f()); out != "" {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no output within 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitOutputEmpty polls f until it returns nothing, for up to 30 seconds.
+func waitOutputEmpty(t *testing.T, f func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := strings.TrimSpace(f())
+		if out == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still there after 30s: %s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nanokube/nanokube/internal/controllermanager"
+)
+
+func newControllerManagerCommand() *cobra.Command {
+	var cfg controllermanager.Config
+	var logLevel, clusterCIDR string
+	cmd := &cobra.Command{
+		Use:   "controller-manager",
+		Short: "Run the controllers (ReplicaSet, Deployment, garbage collector, namespace, ...) against an API server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Log = log.With("component", "controller-manager")
+			if clusterCIDR != "" {
+				p, err := netip.ParsePrefix(clusterCIDR)
+				if err != nil {
+					return fmt.Errorf("--cluster-cidr: %w", err)
+				}
+				cfg.ClusterCIDR = p.Masked()
+			}
+			m, err := controllermanager.New(cfg)
+			if err != nil {
+				return err
+			}
+			return m.Run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file of the API server (required)")
+	fs.BoolVar(&cfg.LeaderElect, "leader-elect", false, "act only while holding the Lease kube-system/kube-controller-manager")
+	fs.StringVar(&cfg.LeaseNamespace, "leader-elect-resource-namespace", "kube-system", "namespace of the leader election Lease")
+	fs.StringVar(&cfg.LeaseName, "leader-elect-resource-name", "kube-controller-manager", "name of the leader election Lease")
+	fs.DurationVar(&cfg.LeaseDuration, "leader-elect-lease-duration", 0, "leader election lease duration (default 15s)")
+	fs.DurationVar(&cfg.RenewDeadline, "leader-elect-renew-deadline", 0, "leader election renew deadline (default 10s)")
+	fs.DurationVar(&cfg.RetryPeriod, "leader-elect-retry-period", 0, "leader election retry period (default 2s)")
+	fs.StringSliceVar(&cfg.Controllers, "controllers", []string{"*"}, "controllers to run: '*' runs those on by default, 'foo' turns one on, '-foo' turns one off; known: "+
+		strings.Join(controllermanager.KnownControllers(), ", "))
+	fs.IntVar(&cfg.Workers, "concurrent-syncs", 5, "workers per controller")
+	fs.StringVar(&clusterCIDR, "cluster-cidr", "", "pod network that node IPAM allocates node pod CIDRs from")
+	fs.IntVar(&cfg.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's pod CIDR")
+	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 0, "how long a node may be silent before it is marked Unknown (default 40s)")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
