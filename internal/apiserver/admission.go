@@ -27,8 +27,9 @@ var systemPriorityClasses = []*schedulingv1.PriorityClass{
 }
 
 // admitDefaults runs the defaulting admission plugins of Kubernetes on new objects:
-// ServiceAccount (the pod's account defaults to "default") and Priority (spec.priority from
-// the pod's PriorityClass, or the global default class, or 0).
+// ServiceAccount (the pod's account defaults to "default"), DefaultTolerationSeconds (300 s
+// for not-ready and unreachable nodes) and Priority (spec.priority from the pod's
+// PriorityClass, or the global default class, or 0).
 func (s *Server) admitDefaults(ctx context.Context, rs *resourceStore, obj runtime.Object) error {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -37,6 +38,7 @@ func (s *Server) admitDefaults(ctx context.Context, rs *resourceStore, obj runti
 	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = "default"
 	}
+	defaultTolerations(pod)
 	return s.admitPriority(ctx, pod)
 }
 
