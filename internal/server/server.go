@@ -58,6 +58,9 @@ type Config struct {
 	EventCapacity      int
 	// ClusterCIDR is the pod network node IPAM cuts per-node pod CIDRs from.
 	ClusterCIDR string
+	// NodeMonitorGracePeriod is how long a node may be silent before it is marked Unknown
+	// and tainted (zero: 40s).
+	NodeMonitorGracePeriod time.Duration
 	// DisableScheduler and DisableControllerManager leave those components to be run
 	// elsewhere (`nanokube scheduler`, `nanokube controller-manager`).
 	DisableScheduler         bool
@@ -229,7 +232,7 @@ func startControllers(cfg Config, kubeconfig string, start func(string, func(con
 	if !cfg.DisableControllerManager {
 		cidr, _ := netip.ParsePrefix(cfg.ClusterCIDR)
 		cm, err := controllermanager.New(controllermanager.Config{RESTConfig: rest.CopyConfig(restConfig), LeaderElect: true,
-			ClusterCIDR: cidr, Log: cfg.Log.With("component", "controller-manager")})
+			ClusterCIDR: cidr, NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, Log: cfg.Log.With("component", "controller-manager")})
 		if err != nil {
 			return err
 		}
