@@ -574,7 +574,11 @@ func (s *Server) checkNamespace(ctx context.Context, rs *resourceStore, ns, name
 		return toStatus(err, nsStore.gr, ns)
 	}
 	if m, _ := meta.Accessor(obj); m.GetDeletionTimestamp() != nil {
-		return apierrors.NewForbidden(rs.gr, name, fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+		err := apierrors.NewForbidden(rs.gr, name, fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+		// Controllers recognise this case by the cause, as in Kubernetes.
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", ns), Field: "metadata.namespace"})
+		return err
 	}
 	return nil
 }

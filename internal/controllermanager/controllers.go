@@ -4,29 +4,75 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nanokube/nanokube/internal/controller/deployment"
+	"github.com/nanokube/nanokube/internal/controller/endpoints"
+	"github.com/nanokube/nanokube/internal/controller/endpointslice"
 	"github.com/nanokube/nanokube/internal/controller/garbagecollector"
 	"github.com/nanokube/nanokube/internal/controller/namespace"
+	"github.com/nanokube/nanokube/internal/controller/nodeipam"
+	"github.com/nanokube/nanokube/internal/controller/nodelifecycle"
+	"github.com/nanokube/nanokube/internal/controller/podgc"
 	"github.com/nanokube/nanokube/internal/controller/replicaset"
+	"github.com/nanokube/nanokube/internal/controller/serviceaccount"
 )
 
-// constructors is every controller the manager can run, by its kube-controller-manager name.
+// constructors is every controller the manager can run, by kube-controller-manager's name.
 // Controller packages do not import this package (that would be an import cycle): each entry
-// adapts a Context to the package's own New.
+// adapts a Context to the package's own New. A constructor may return (nil, nil) when its
+// controller has nothing to do in this configuration; the manager then skips it.
 var constructors = map[string]Constructor{
-	"replicaset": func(cc Context) (Controller, error) {
+	"replicaset-controller": func(cc Context) (Controller, error) {
 		return replicaset.New(cc.Client, cc.Informers.Core().V1().Pods(), cc.Informers.Apps().V1().ReplicaSets(),
-			cc.Recorder("replicaset-controller"), cc.Log.With("controller", "replicaset")), nil
+			cc.Recorder("replicaset-controller"), cc.Log.With("controller", "replicaset"))
 	},
-	"deployment": func(cc Context) (Controller, error) {
+	"deployment-controller": func(cc Context) (Controller, error) {
 		return deployment.New(cc.Client, cc.Informers.Apps().V1().Deployments(), cc.Informers.Apps().V1().ReplicaSets(),
 			cc.Informers.Core().V1().Pods(), cc.Recorder("deployment-controller"), cc.Log.With("controller", "deployment")), nil
 	},
-	"garbage-collector": func(cc Context) (Controller, error) {
+	"garbage-collector-controller": func(cc Context) (Controller, error) {
 		return garbagecollector.New(cc.Metadata, cc.Client.Discovery(), cc.Log.With("controller", "garbage-collector")), nil
 	},
-	"namespace": func(cc Context) (Controller, error) {
+	"namespace-controller": func(cc Context) (Controller, error) {
 		return namespace.New(cc.Client, cc.Metadata, cc.Informers.Core().V1().Namespaces(), cc.Log.With("controller", "namespace")), nil
 	},
+	"node-lifecycle-controller": func(cc Context) (Controller, error) {
+		return nodelifecycle.New(nodelifecycle.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("node-controller"),
+			Log: cc.Log.With("controller", "node-lifecycle"), NodeMonitorGracePeriod: cc.NodeMonitorGracePeriod})
+	},
+	"node-ipam-controller": func(cc Context) (Controller, error) {
+		if !cc.ClusterCIDR.IsValid() {
+			return nil, nil // no --cluster-cidr: nodes get no pod CIDR, as in Kubernetes
+		}
+		return nodeipam.New(nodeipam.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("cidrAllocator"),
+			Log: cc.Log.With("controller", "node-ipam"), ClusterCIDR: cc.ClusterCIDR, NodeCIDRMaskSize: cc.NodeCIDRMaskSize})
+	},
+	"endpoints-controller": func(cc Context) (Controller, error) {
+		return endpoints.New(endpoints.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("endpoint-controller"),
+			Log: cc.Log.With("controller", "endpoints")})
+	},
+	"endpointslice-controller": func(cc Context) (Controller, error) {
+		return endpointslice.New(endpointslice.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("endpointslice-controller"),
+			Log: cc.Log.With("controller", "endpointslice")})
+	},
+	"serviceaccount-controller": func(cc Context) (Controller, error) {
+		return serviceaccount.New(serviceaccount.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "serviceaccount")})
+	},
+	"pod-garbage-collector-controller": func(cc Context) (Controller, error) {
+		return podgc.New(podgc.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "podgc")})
+	},
+}
+
+// aliases are the older short names kube-controller-manager's --controllers still accepts.
+var aliases = map[string]string{
+	"replicaset":       "replicaset-controller",
+	"deployment":       "deployment-controller",
+	"garbagecollector": "garbage-collector-controller",
+	"namespace":        "namespace-controller",
+	"nodelifecycle":    "node-lifecycle-controller",
+	"nodeipam":         "node-ipam-controller",
+	"endpoint":         "endpoints-controller",
+	"endpointslice":    "endpointslice-controller",
+	"serviceaccount":   "serviceaccount-controller",
+	"podgc":            "pod-garbage-collector-controller",
 }
 
 // disabledByDefault lists controllers that "*" does not select.

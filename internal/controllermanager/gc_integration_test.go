@@ -39,7 +39,7 @@ func gone(cs kubernetes.Interface, ns, name string) func() (bool, error) {
 // TestGarbageCollectorOwnerReferences exercises the collector on plain ConfigMaps, so that
 // nothing but ownerReferences and the metadata informers are involved.
 func TestGarbageCollectorOwnerReferences(t *testing.T) {
-	c, ctx := startManager(t, "garbage-collector")
+	c, ctx := startManager(t, "garbagecollector")
 	cs := c.Client
 	createNamespace(t, cs, "gc")
 
@@ -118,7 +118,7 @@ func TestGarbageCollectorOwnerReferences(t *testing.T) {
 
 // TestCascadingDeleteWithKubectl deletes Deployments in the three propagation modes.
 func TestCascadingDeleteWithKubectl(t *testing.T) {
-	c, ctx := startManager(t, "replicaset", "deployment", "garbage-collector")
+	c, ctx := startManager(t, "replicaset", "deployment", "garbage-collector-controller")
 	cs := c.Client
 	createNamespace(t, cs, "cascade")
 	markPodsReady(ctx, t, cs, "cascade", labels.Everything())
@@ -172,7 +172,7 @@ func TestCascadingDeleteWithKubectl(t *testing.T) {
 }
 
 func TestNamespaceDeletionEmptiesNamespace(t *testing.T) {
-	c, ctx := startManager(t, "replicaset", "deployment", "garbage-collector", "namespace")
+	c, ctx := startManager(t, "replicaset", "deployment", "garbagecollector", "namespace")
 	cs := c.Client
 	createNamespace(t, cs, "doomed")
 	markPodsReady(ctx, t, cs, "doomed", labels.Everything())

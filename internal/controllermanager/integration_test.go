@@ -252,6 +252,17 @@ func TestReplicaSetKeepsReplicasAdoptsAndReleases(t *testing.T) {
 	})
 }
 
+// TestDefaultControllersRun starts every controller "*" selects against one API server.
+func TestDefaultControllersRun(t *testing.T) {
+	c, ctx := startManager(t)
+	// The serviceaccount controller is among them: every namespace gets "default".
+	createNamespace(t, c.Client, "everyone")
+	eventually(t, "the default service account", func() (bool, error) {
+		_, err := c.Client.CoreV1().ServiceAccounts("everyone").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+}
+
 func TestReplicaSetAdoptsOrphans(t *testing.T) {
 	c, ctx := startManager(t, "replicaset")
 	cs := c.Client

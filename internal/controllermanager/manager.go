@@ -75,7 +75,7 @@ func (c *Config) validate() error {
 		if n == "*" {
 			continue
 		}
-		if _, ok := constructors[n]; !ok {
+		if _, ok := constructors[canonicalName(n)]; !ok {
 			errs = append(errs, fmt.Errorf("--controllers: unknown controller %q (known: %s)", n, strings.Join(KnownControllers(), ", ")))
 		}
 	}
@@ -103,14 +103,25 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// Enabled reports whether the controller name is selected by the --controllers list.
+// canonicalName maps an old short name ("replicaset") to its current one
+// ("replicaset-controller").
+func canonicalName(name string) string {
+	if c, ok := aliases[name]; ok {
+		return c
+	}
+	return name
+}
+
+// Enabled reports whether the controller name (or alias) is selected by the --controllers
+// list: an explicit "name" or "-name" wins over "*".
 func (c *Config) Enabled(name string) bool {
+	name = canonicalName(name)
 	on := false
 	for _, s := range c.Controllers {
 		switch {
-		case s == name:
+		case canonicalName(s) == name:
 			return true
-		case s == "-"+name:
+		case strings.HasPrefix(s, "-") && canonicalName(s[1:]) == name:
 			return false
 		case s == "*":
 			on = !disabledByDefault[name]

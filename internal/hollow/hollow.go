@@ -56,8 +56,8 @@ func (c *Config) validate() error {
 	if c.Client == nil {
 		errs = append(errs, errors.New("hollow: a client is required"))
 	}
-	if c.Count < 0 || c.Count > 1<<16 {
-		errs = append(errs, fmt.Errorf("hollow: count %d is out of range 0-65536", c.Count))
+	if c.Count < 0 || c.Count > maxNodes {
+		errs = append(errs, fmt.Errorf("hollow: count %d is out of range 0-%d", c.Count, maxNodes))
 	}
 	if c.NamePrefix == "" {
 		c.NamePrefix = "hollow-"
@@ -87,6 +87,10 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxNodes is how many nodes the address plan holds: node i has pod network
+// 10.(64+i/256).(i%256).0/24 and host IP 100.64.(i/256).(i%256).
+const maxNodes = (256 - 64) * 256
 
 // node is the state of one simulated kubelet.
 type node struct {

@@ -62,7 +62,8 @@ var readyLine = regexp.MustCompile(`ready at (https://\S+)`)
 // startServer runs `nanokube server` on loopback and waits for its ready line.
 func startServer(dataDir string) (stop func(), err error) {
 	cmd := exec.Command(cluster.bin, "server", "--data-dir", dataDir, "--secure-port", "0",
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--disable-agent", "--etcd-unsafe-no-fsync")
+		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--disable-agent", "--etcd-unsafe-no-fsync",
+		"--node-monitor-grace-period", "5s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

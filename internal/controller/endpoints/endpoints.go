@@ -39,7 +39,7 @@ type Config struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
 	Recorder  record.EventRecorder // nil: no events
-	Log       *slog.Logger         // nil: discard
+	Log       *slog.Logger         // the caller names the controller in it; nil: discard
 }
 
 // Controller is the endpoints controller.
@@ -73,7 +73,7 @@ func New(cfg Config) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoint"}),
 		recorder: cfg.Recorder,
-		log:      log.With("controller", "endpoints"),
+		log:      log,
 	}
 	if c.recorder == nil {
 		c.recorder = &record.FakeRecorder{}

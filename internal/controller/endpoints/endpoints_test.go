@@ -180,8 +180,10 @@ func TestHeadlessWithoutPorts(t *testing.T) {
 func TestLeftAlone(t *testing.T) {
 	kube := service("kubernetes", map[string]string{"app": "web"}, metricsPort)
 	kube.Namespace = "default"
-	c, client := newTest(t, service("manual", nil, metricsPort), kube, pod("a", "10.0.0.1", true))
-	for _, key := range []string{"ns/manual", "default/kubernetes"} {
+	external := service("external", map[string]string{"app": "web"}, metricsPort)
+	external.Spec.Type, external.Spec.ExternalName, external.Spec.ClusterIP = corev1.ServiceTypeExternalName, "example.com", ""
+	c, client := newTest(t, service("manual", nil, metricsPort), kube, external, pod("a", "10.0.0.1", true))
+	for _, key := range []string{"ns/manual", "default/kubernetes", "ns/external"} {
 		if err := c.sync(context.Background(), key); err != nil {
 			t.Fatal(err)
 		}

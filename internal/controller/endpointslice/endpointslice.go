@@ -49,7 +49,7 @@ type Config struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
 	Recorder  record.EventRecorder // nil: no events
-	Log       *slog.Logger         // nil: discard
+	Log       *slog.Logger         // the caller names the controller in it; nil: discard
 	// MaxEndpointsPerSlice bounds slice size (0: MaxEndpointsPerSlice).
 	MaxEndpointsPerSlice int
 }
@@ -97,7 +97,7 @@ func New(cfg Config) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoint_slice"}),
 		recorder:    cfg.Recorder,
-		log:         log.With("controller", "endpointslice"),
+		log:         log,
 		maxPerSlice: cfg.MaxEndpointsPerSlice,
 		pending:     map[string]*pendingWrites{},
 	}

@@ -31,7 +31,7 @@ type Config struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
 	Recorder  record.EventRecorder // nil: no events
-	Log       *slog.Logger         // nil: discard
+	Log       *slog.Logger         // the caller names the controller in it; nil: discard
 	// ClusterCIDR is the pod network; zero: the controller does nothing.
 	ClusterCIDR netip.Prefix
 	// NodeCIDRMaskSize is the prefix length of each node's range (0: 24 for IPv4, 64 for IPv6).
@@ -58,7 +58,7 @@ func New(cfg Config) (*Controller, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Controller{client: cfg.Client, recorder: cfg.Recorder, log: log.With("controller", "node-ipam"),
+	c := &Controller{client: cfg.Client, recorder: cfg.Recorder, log: log,
 		allocated: map[string]netip.Prefix{}}
 	if c.recorder == nil {
 		c.recorder = &record.FakeRecorder{}

@@ -22,6 +22,12 @@
 // queue's delayed adds; a pod whose taints clear before its time gets a cancelling event.
 // Events use Kubernetes' reasons (NodeNotReady, NodeReady, TaintManagerEviction).
 //
+// Disruption, as Kubernetes' zone states: when every node of a zone (topology labels) is not
+// ready, no new NoExecute taint is put on its nodes, and when no node of the cluster is ready,
+// NoExecute taints are removed — a fault that large is more likely the control plane's or the
+// network's than every node's, and evicting everything would make it worse. A single-node
+// cluster therefore never evicts. Zone states are recomputed every NodeMonitorPeriod.
+//
 // Two queues, two syncs: nodes (health, conditions, taints, pods' readiness) and pods
 // (eviction). Writes use optimistic concurrency; conflicts are retried with backoff.
 package nodelifecycle

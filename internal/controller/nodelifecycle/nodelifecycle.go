@@ -40,7 +40,7 @@ type Config struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
 	Recorder  record.EventRecorder // nil: no events
-	Log       *slog.Logger         // nil: discard
+	Log       *slog.Logger         // the caller names the controller in it; nil: discard
 	// NodeMonitorGracePeriod is how long a node may stay silent before it is marked Unknown
 	// (0: DefaultNodeMonitorGracePeriod).
 	NodeMonitorGracePeriod time.Duration
@@ -105,7 +105,7 @@ func New(cfg Config) (*Controller, error) {
 		podQueue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "taint_eviction"}),
 		recorder:  cfg.Recorder,
-		log:       log.With("controller", "node-lifecycle"),
+		log:       log,
 		grace:     cfg.NodeMonitorGracePeriod,
 		period:    cfg.NodeMonitorPeriod,
 		now:       time.Now,

@@ -32,7 +32,7 @@ const (
 type Config struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
-	Log       *slog.Logger // nil: discard
+	Log       *slog.Logger // the caller names the controller in it; nil: discard
 	// TerminatedPodThreshold is how many terminated pods may exist before the oldest are
 	// deleted (0: DefaultTerminatedPodThreshold; negative: never delete terminated pods).
 	TerminatedPodThreshold int
@@ -72,7 +72,7 @@ func New(cfg Config) (*Controller, error) {
 		podLister:    podInformer.Lister(),
 		nodeLister:   nodeInformer.Lister(),
 		synced:       []cache.InformerSynced{podInformer.Informer().HasSynced, nodeInformer.Informer().HasSynced},
-		log:          log.With("controller", "pod-garbage-collector"),
+		log:          log,
 		threshold:    cfg.TerminatedPodThreshold,
 		period:       cfg.GCPeriod,
 		quarantine:   cfg.Quarantine,

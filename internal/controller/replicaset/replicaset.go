@@ -24,7 +24,6 @@ import (
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -44,7 +43,6 @@ type Controller struct {
 	rsLister appslisters.ReplicaSetLister
 	rsSynced cache.InformerSynced
 
-	podLister corelisters.PodLister
 	podSynced cache.InformerSynced
 	podIndex  cache.Indexer
 
@@ -55,14 +53,14 @@ type Controller struct {
 	now          func() time.Time
 }
 
-// New builds the controller and registers its informer handlers.
+// New builds the controller and registers its informer handlers and a pod index; it fails
+// only if the pod informer has already started.
 func New(client kubernetes.Interface, pods coreinformers.PodInformer, rss appsinformers.ReplicaSetInformer,
-	recorder record.EventRecorder, log *slog.Logger) *Controller {
+	recorder record.EventRecorder, log *slog.Logger) (*Controller, error) {
 	c := &Controller{
 		client:       client,
 		rsLister:     rss.Lister(),
 		rsSynced:     rss.Informer().HasSynced,
-		podLister:    pods.Lister(),
 		podSynced:    pods.Informer().HasSynced,
 		podIndex:     pods.Informer().GetIndexer(),
 		recorder:     recorder,
@@ -82,11 +80,17 @@ func New(client kubernetes.Interface, pods coreinformers.PodInformer, rss appsin
 		UpdateFunc: c.updatePod,
 		DeleteFunc: c.deletePod,
 	})
-	_ = pods.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: indexByControllerUID})
-	return c
+	if err := pods.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: indexByControllerUID}); err != nil {
+		return nil, fmt.Errorf("pod informer: %w", err)
+	}
+	return c, nil
 }
 
-const controllerUIDIndex = "controllerUID"
+// controllerUIDIndex indexes pods by their controller's UID, and orphans by orphanKey(namespace),
+// so that a sync looks at its own pods and the adoptable ones, not at the whole namespace.
+const controllerUIDIndex = "replicaset.nanokube.io/controller-uid"
+
+func orphanKey(namespace string) string { return "orphan/" + namespace }
 
 func indexByControllerUID(obj any) ([]string, error) {
 	m, err := metaAccessor(obj)
@@ -96,7 +100,7 @@ func indexByControllerUID(obj any) ([]string, error) {
 	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
 		return []string{string(ref.UID)}, nil
 	}
-	return nil, nil
+	return []string{orphanKey(m.GetNamespace())}, nil
 }
 
 func metaAccessor(obj any) (metav1.Object, error) {
@@ -324,21 +328,14 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 	}
 	needsSync := c.expectations.satisfied(k)
 
-	all, err := c.podLister.Pods(namespace).List(labels.Everything())
+	candidates, terminating, err := c.candidatePods(rs)
 	if err != nil {
 		return err
 	}
-	var active []*corev1.Pod
-	for _, p := range all {
-		if isPodActive(p) {
-			active = append(active, p)
-		}
-	}
-	owned, err := c.claimPods(ctx, rs, selector, active)
+	owned, err := c.claimPods(ctx, rs, selector, candidates)
 	if err != nil {
 		return err
 	}
-	terminating := c.terminatingPods(rs)
 
 	var manageErr error
 	if needsSync && rs.DeletionTimestamp == nil {
@@ -358,19 +355,30 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 	return manageErr
 }
 
-func (c *Controller) terminatingPods(rs *appsv1.ReplicaSet) int32 {
-	objs, err := c.podIndex.ByIndex(controllerUIDIndex, string(rs.UID))
-	if err != nil {
-		return 0
-	}
-	var n int32
-	for _, o := range objs {
-		p := o.(*corev1.Pod)
-		if p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
-			n++
+// candidatePods returns the active pods rs owns or could adopt, and how many of its pods are
+// terminating.
+func (c *Controller) candidatePods(rs *appsv1.ReplicaSet) ([]*corev1.Pod, int32, error) {
+	var out []*corev1.Pod
+	var terminating int32
+	for _, key := range []string{string(rs.UID), orphanKey(rs.Namespace)} {
+		objs, err := c.podIndex.ByIndex(controllerUIDIndex, key)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, o := range objs {
+			p := o.(*corev1.Pod)
+			if p.Namespace != rs.Namespace {
+				continue
+			}
+			if isPodActive(p) {
+				out = append(out, p)
+			} else if key == string(rs.UID) && p.DeletionTimestamp != nil &&
+				p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+				terminating++
+			}
 		}
 	}
-	return n
+	return out, terminating, nil
 }
 
 // claimPods adopts matching orphans and releases owned pods that no longer match; it returns

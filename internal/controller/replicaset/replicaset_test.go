@@ -41,7 +41,10 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	})
 	f := informers.NewSharedInformerFactory(client, 0)
 	recorder := record.NewFakeRecorder(100)
-	c := New(client, f.Core().V1().Pods(), f.Apps().V1().ReplicaSets(), recorder, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := New(client, f.Core().V1().Pods(), f.Apps().V1().ReplicaSets(), recorder, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.now = func() time.Time { return testNow }
 	for _, o := range objs {
 		switch o := o.(type) {

@@ -35,7 +35,7 @@ type Controller struct {
 type Config struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
-	Log       *slog.Logger // nil: discard
+	Log       *slog.Logger // the caller names the controller in it; nil: discard
 }
 
 // New builds the controller and registers its informer handlers.
@@ -53,7 +53,7 @@ func New(cc Config) (*Controller, error) {
 		synced:   []cache.InformerSynced{nsInformer.Informer().HasSynced, saInformer.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "serviceaccount"}),
-		log: log.With("controller", "serviceaccount"),
+		log: log,
 	}
 	if _, err := nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.enqueueNamespace(obj) },
