@@ -546,7 +546,7 @@ func (s *Server) prepareUpdate(ctx context.Context, rs *resourceStore, sub strin
 	if err := s.admitUpdate(ctx, rs, obj, old, opts.dryRun); err != nil {
 		return nil, err
 	}
-	if opts.applied {
+	if opts.applied || sub == "binding" { // a binding is no field owner's edit, as in Kubernetes
 		return obj, nil
 	}
 	fm := rs.managed[""]

@@ -228,7 +228,9 @@ func startControllers(cfg Config, kubeconfig string, start func(string, func(con
 		return err
 	}
 	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
-	restConfig.QPS, restConfig.Burst = 200, 400
+	// In-process components talk to their own API server: client-side rate limits only slow
+	// them (the scheduler makes a binding and an event per pod).
+	restConfig.QPS, restConfig.Burst = 5000, 10000
 	if !cfg.DisableControllerManager {
 		cidr, _ := netip.ParsePrefix(cfg.ClusterCIDR)
 		cm, err := controllermanager.New(controllermanager.Config{RESTConfig: rest.CopyConfig(restConfig), LeaderElect: true,

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/nanokube/nanokube/internal/controller/controllertest"
 )
 
 func TestCIDRSet(t *testing.T) {
@@ -81,10 +83,7 @@ func newTest(t *testing.T, cluster string, objs ...runtime.Object) (*Controller,
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	controllertest.StartInformers(t, client, factory)
 	if err := c.recover(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
+
+	"github.com/nanokube/nanokube/internal/controller/controllertest"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -42,10 +44,7 @@ func newTest(t *testing.T, objs ...runtime.Object) *harness {
 	}
 	h := &harness{c: c, client: client, rec: rec, now: t0}
 	c.now = func() time.Time { return h.now }
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	controllertest.StartInformers(t, client, factory)
 	nodes, _ := c.nodeLister.List(labels.Everything())
 	c.updateZones(nodes)
 	client.ClearActions()

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/nanokube/nanokube/internal/controller/controllertest"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -39,10 +41,7 @@ func newTest(t *testing.T, cfg Config, objs ...runtime.Object) (*Controller, *fa
 		t.Fatal(err)
 	}
 	c.now = func() time.Time { return t0 }
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	controllertest.StartInformers(t, client, factory)
 	client.ClearActions()
 	return c, client
 }

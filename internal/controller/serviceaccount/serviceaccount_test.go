@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/nanokube/nanokube/internal/controller/controllertest"
 )
 
 func newTest(t *testing.T, objs ...runtime.Object) (*Controller, *fake.Clientset) {
@@ -21,10 +23,7 @@ func newTest(t *testing.T, objs ...runtime.Object) (*Controller, *fake.Clientset
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	controllertest.StartInformers(t, client, factory)
 	client.ClearActions()
 	return c, client
 }
