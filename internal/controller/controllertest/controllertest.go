@@ -52,4 +52,3 @@ func StartInformers(t testing.TB, client *fake.Clientset, factory informers.Shar
 		time.Sleep(time.Millisecond)
 	}
 }
-
