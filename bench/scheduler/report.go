@@ -87,7 +87,7 @@ func describeCommit() string {
 	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
 		c += " with uncommitted changes"
 	}
-	return c + " (and the untracked scheduler, hollow and bench packages until they are committed)"
+	return c
 }
 
 func (r *results) render() string {
