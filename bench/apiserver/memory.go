@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -157,7 +159,7 @@ func putPods(ctx context.Context, etcd *clientv3.Client, template *corev1.Pod, f
 				if err := codec.Encode(p, &buf); err != nil {
 					return err
 				}
-				if _, err := etcd.Put(ctx, podKey(i), buf.String()); err != nil {
+				if err := putWithBackoff(ctx, etcd, podKey(i), buf.String()); err != nil {
 					return err
 				}
 			}
@@ -186,4 +188,22 @@ func heapInuse(ctx context.Context, s *server) int64 {
 		}
 	}
 	return 0
+}
+
+// putWithBackoff writes one key, waiting out etcd's overload answers ("too many requests",
+// "request timed out"): 64 writers with fsync off can outrun the member's apply loop.
+func putWithBackoff(ctx context.Context, etcd *clientv3.Client, key, value string) error {
+	delay := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, err := etcd.Put(ctx, key, value)
+		if err == nil || attempt == 30 || !(errors.Is(err, rpctypes.ErrTooManyRequests) || errors.Is(err, rpctypes.ErrTimeout)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
 }

@@ -71,9 +71,11 @@ type serverOptions struct {
 
 // startServer starts the binary on dir and waits for its "ready" line.
 func startServer(ctx context.Context, bin, dir string, opts serverOptions) (*server, error) {
+	// The API server and its etcd alone: the scheduler's and controllers' informers would
+	// add their own copies of every pod to the process being measured.
 	args := []string{"server", "--data-dir", dir, "--secure-port", strconv.Itoa(opts.port),
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--disable-agent",
-		"--log-level", "warn"}
+		"--disable-scheduler", "--disable-controller-manager", "--log-level", "warn"}
 	if !opts.fsync {
 		args = append(args, "--etcd-unsafe-no-fsync")
 	}
