@@ -72,6 +72,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, rs *resourceStore
 	if name := nameFromFieldSelector(sel.fields); name != "" && (!rs.res.Namespaced || req.namespace != "") {
 		prefix = rs.key(req.namespace, name)
 	}
+	if isTrue(sendInitial) && q.Get("resourceVersion") == "" {
+		// Initial events "as of now": a consistent read, so the cache must first catch up
+		// with etcd's current revision (resourceVersion=0 would accept any age).
+		if rev, err = s.cfg.Store.Revision(r.Context()); err != nil {
+			fail(toStatus(err, rs.gr, ""))
+			return
+		}
+	}
 	opts := storage.WatchOptions{Revision: rev, SendInitialEvents: isTrue(sendInitial), KeyPrefix: prefix, Filter: rs.inFilter(rs.filter(sel))}
 	if bookmarks {
 		opts.BookmarkInterval = bookmarkInterval
