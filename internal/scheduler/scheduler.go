@@ -42,6 +42,10 @@ type Scheduler struct {
 	pods     corelisters.PodLister
 	priority schedulinglisters.PriorityClassLister
 
+	// handlers report when the event handlers have seen the informers' initial lists: an
+	// informer can count as synced while its handlers still work through them.
+	handlers []toolscache.ResourceEventHandlerRegistration
+
 	bindSlots chan struct{}
 	bindWG    sync.WaitGroup
 	ready     chan struct{}
@@ -69,16 +73,19 @@ func New(cfg Config, client kubernetes.Interface) (*Scheduler, error) {
 	s.factory = informers.NewSharedInformerFactory(client, 0)
 	s.pods = s.factory.Core().V1().Pods().Lister()
 	s.priority = s.factory.Scheduling().V1().PriorityClasses().Lister()
-	if _, err := s.factory.Core().V1().Pods().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	podReg, err := s.factory.Core().V1().Pods().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: s.onPodAdd, UpdateFunc: s.onPodUpdate, DeleteFunc: s.onPodDelete,
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	if _, err := s.factory.Core().V1().Nodes().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	nodeReg, err := s.factory.Core().V1().Nodes().Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc: s.onNodeAdd, UpdateFunc: s.onNodeUpdate, DeleteFunc: s.onNodeDelete,
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
+	s.handlers = []toolscache.ResourceEventHandlerRegistration{podReg, nodeReg}
 	return s, nil
 }
 
@@ -100,6 +107,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("scheduler: %v cache did not sync", typ)
 		}
+	}
+	// The snapshot is built by the handlers: wait until they have the initial nodes and pods.
+	synced := make([]toolscache.InformerSynced, len(s.handlers))
+	for i, h := range s.handlers {
+		synced[i] = h.HasSynced
+	}
+	if !toolscache.WaitForCacheSync(ctx.Done(), synced...) {
+		return ctx.Err()
 	}
 	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: s.client.EventsV1()})
 	s.recorder = broadcaster.NewRecorder(scheme.Scheme, s.cfg.SchedulerName)
