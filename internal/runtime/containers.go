@@ -354,6 +354,9 @@ func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
 	for _, m := range c.config.GetMounts() {
 		st.Mounts = append(st.Mounts, m)
 	}
+	// Look at the shim before its exit record: a shim that writes the record and exits
+	// between the two looks would otherwise read as one that died without a record.
+	alive := container.ShimAlive(c.dir)
 	exit, err := container.ReadExit(c.dir)
 	switch {
 	case err == nil:
@@ -365,9 +368,9 @@ func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
 		if exit.OOMKilled {
 			st.Reason = "OOMKilled"
 		}
-	case started != 0 && container.ShimAlive(c.dir):
+	case started != 0 && alive:
 		st.State = runtimeapi.ContainerState_CONTAINER_RUNNING
-	case started != 0 || !container.ShimAlive(c.dir):
+	case started != 0 || !alive:
 		// The shim died without recording an exit.
 		st.State, st.ExitCode, st.Reason = runtimeapi.ContainerState_CONTAINER_EXITED, 255, "Unknown"
 		st.Message = "the container's shim exited without recording an exit status"
