@@ -397,23 +397,8 @@ func (r *Runtime) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSt
 // ListContainers implements CRI.
 func (r *Runtime) ListContainers(_ context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
 	f := req.GetFilter()
-	r.mu.Lock()
-	all := make([]*ctr, 0, len(r.containers))
-	for _, c := range r.containers {
-		all = append(all, c)
-	}
-	r.mu.Unlock()
 	resp := &runtimeapi.ListContainersResponse{}
-	for _, c := range all {
-		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
-			continue
-		}
-		if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.SandboxID, f.GetPodSandboxId()) {
-			continue
-		}
-		if !matchLabels(f.GetLabelSelector(), c.config.GetLabels()) {
-			continue
-		}
+	for _, c := range r.matchingContainers(f.GetId(), f.GetPodSandboxId(), f.GetLabelSelector()) {
 		st := r.containerStatus(c)
 		if f.GetState() != nil && f.GetState().GetState() != st.State {
 			continue
@@ -567,4 +552,18 @@ func (r *Runtime) recover() error {
 	}
 	r.log.Info("runtime state recovered", "sandboxes", len(r.sandboxes), "containers", len(r.containers))
 	return nil
+}
+
+// matchingContainers returns the containers whose ID and sandbox ID start with the given
+// prefixes (empty: any) and whose labels match selector, as CRI's list filters define.
+func (r *Runtime) matchingContainers(id, sandboxID string, selector map[string]string) []*ctr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*ctr
+	for _, c := range r.containers {
+		if strings.HasPrefix(c.ID, id) && strings.HasPrefix(c.SandboxID, sandboxID) && matchLabels(selector, c.config.GetLabels()) {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -219,23 +219,8 @@ func (r *Runtime) ContainerStats(_ context.Context, req *runtimeapi.ContainerSta
 // ListContainerStats implements CRI.
 func (r *Runtime) ListContainerStats(_ context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
 	f := req.GetFilter()
-	r.mu.Lock()
-	all := make([]*ctr, 0, len(r.containers))
-	for _, c := range r.containers {
-		all = append(all, c)
-	}
-	r.mu.Unlock()
 	resp := &runtimeapi.ListContainerStatsResponse{}
-	for _, c := range all {
-		if f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()) {
-			continue
-		}
-		if f.GetPodSandboxId() != "" && !strings.HasPrefix(c.SandboxID, f.GetPodSandboxId()) {
-			continue
-		}
-		if !matchLabels(f.GetLabelSelector(), c.config.GetLabels()) {
-			continue
-		}
+	for _, c := range r.matchingContainers(f.GetId(), f.GetPodSandboxId(), f.GetLabelSelector()) {
 		resp.Stats = append(resp.Stats, r.containerStats(c))
 	}
 	return resp, nil
