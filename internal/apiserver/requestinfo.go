@@ -51,6 +51,10 @@ func parseRequest(r *http.Request) (req request, ok bool) {
 		}
 	}
 	if parts != nil {
+		// proxy subresources carry a path of their own: nodes/<n>/proxy/stats/summary.
+		if len(parts) > 3 && parts[2] == "proxy" {
+			parts = parts[:3]
+		}
 		if len(parts) == 0 || len(parts) > 3 {
 			return req, false
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -277,6 +278,10 @@ func (s *Server) proxyToNode(w http.ResponseWriter, r *http.Request, rs *resourc
 		}
 		switch req.subresource {
 		case "log":
+			if err := logsAvailable(pod, container, r.URL.Query().Get("previous") == "true"); err != nil {
+				fail(err)
+				return
+			}
 			path = fmt.Sprintf("/containerLogs/%s/%s/%s", req.namespace, req.name, container)
 		case "exec", "attach":
 			path = fmt.Sprintf("/%s/%s/%s/%s", req.subresource, req.namespace, req.name, container)
@@ -319,9 +324,24 @@ func (s *Server) proxyToNode(w http.ResponseWriter, r *http.Request, rs *resourc
 		},
 		Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: nil},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if st, ok := err.(apierrors.APIStatus); ok {
+				fail(st.(error))
+				return
+			}
 			fail(apierrors.NewServiceUnavailable(fmt.Sprintf("error trying to reach the kubelet of node %q: %v", nodeName, err)))
 		},
 		FlushInterval: -1,
+		// The kubelet answers errors in plain text; clients expect a Status.
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode < 400 || strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				return nil
+			}
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			st := apierrors.FromObject(&metav1.Status{Status: metav1.StatusFailure, Code: int32(resp.StatusCode),
+				Reason: reasonForCode(resp.StatusCode), Message: strings.TrimSpace(string(body))})
+			return st
+		},
 	}
 	proxy.ServeHTTP(w, r)
 }
@@ -343,4 +363,39 @@ func nodeAddress(node *corev1.Node) string {
 		}
 	}
 	return ""
+}
+
+func reasonForCode(code int) metav1.StatusReason {
+	switch code {
+	case http.StatusBadRequest:
+		return metav1.StatusReasonBadRequest
+	case http.StatusUnauthorized:
+		return metav1.StatusReasonUnauthorized
+	case http.StatusForbidden:
+		return metav1.StatusReasonForbidden
+	case http.StatusNotFound:
+		return metav1.StatusReasonNotFound
+	}
+	return metav1.StatusReasonInternalError
+}
+
+// logsAvailable refuses, as kube-apiserver does, logs of a container that has not run yet.
+func logsAvailable(pod *corev1.Pod, container string, previous bool) error {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, cs := range list {
+			if cs.Name != container {
+				continue
+			}
+			if previous {
+				if cs.LastTerminationState.Terminated == nil {
+					return badRequest("previous terminated container %q in pod %q not found", container, pod.Name)
+				}
+				return nil
+			}
+			if w := cs.State.Waiting; w != nil && cs.LastTerminationState.Terminated == nil {
+				return badRequest("container %q in pod %q is waiting to start: %s", container, pod.Name, w.Reason)
+			}
+		}
+	}
+	return nil
 }

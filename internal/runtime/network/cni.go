@@ -12,6 +12,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"golang.org/x/sys/unix"
 
 	"github.com/nanokube/nanokube/internal/runtime/errdefs"
 )
@@ -196,6 +197,11 @@ func (c *CNI) Teardown(ctx context.Context, a Attachment) error {
 	list := c.list
 	c.mu.Unlock()
 	var errs []error
+	if a.NetNS != "" && !isNamespaceMount(a.NetNS) {
+		// The namespace is gone (a reboot, or a mount namespace that ended): DEL without
+		// one still releases the address and host-side rules, as CNI allows.
+		a.NetNS = ""
+	}
 	if list != nil {
 		// DEL needs the config ADD used; the cached one survives config changes.
 		if cached, _, err := c.cni.GetNetworkListCachedConfig(list, a.runtimeConf("eth0")); err == nil && cached != nil {
@@ -215,4 +221,10 @@ func (c *CNI) Teardown(ctx context.Context, a Attachment) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isNamespaceMount reports whether path is a bind mount of a namespace (nsfs).
+func isNamespaceMount(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }
