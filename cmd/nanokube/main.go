@@ -33,6 +33,7 @@ func newRootCommand() *cobra.Command {
 		newServerCommand(),
 		newAPIServerCommand(),
 		newRuntimeCommand(),
+		newKubeletCommand(),
 		newSchedulerCommand(),
 		newControllerManagerCommand(),
 		newHollowNodesCommand(),

@@ -51,6 +51,11 @@ func newServerCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
 	cmd.Flags().BoolVar(&cfg.DisableControllerManager, "disable-controller-manager", false, "do not run the controller manager in this process")
 	cmd.Flags().BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent (kubelet, proxy, runtime) on this machine")
+	cmd.Flags().StringVar(&cfg.NodeName, "node-name", "", "name of this machine's node (default: the hostname)")
+	cmd.Flags().StringVar(&cfg.NodeIP, "node-ip", "", "address of this machine's node (default: the advertise address or the default route's)")
+	cmd.Flags().StringVar(&cfg.KubeletAddress, "kubelet-address", "", "where the kubelet API listens (default NODE-IP:10250)")
+	cmd.Flags().StringVar(&cfg.PodLogsDir, "pod-logs-dir", "/var/log/pods", "directory of container logs")
+	cmd.Flags().StringVar(&cfg.CgroupRoot, "cgroup-root", "/kubepods", "cgroup parent of the pods' QoS cgroups")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

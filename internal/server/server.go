@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,10 +22,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/nanokube/nanokube/internal/agent"
 	"github.com/nanokube/nanokube/internal/apiserver"
 	"github.com/nanokube/nanokube/internal/apiserver/registry/builtin"
 	"github.com/nanokube/nanokube/internal/controllermanager"
 	"github.com/nanokube/nanokube/internal/etcd"
+	"github.com/nanokube/nanokube/internal/kubelet"
 	"github.com/nanokube/nanokube/internal/pki"
 	"github.com/nanokube/nanokube/internal/scheduler"
 	"github.com/nanokube/nanokube/internal/storage"
@@ -67,7 +71,17 @@ type Config struct {
 	DisableControllerManager bool
 	// DisableAgent runs no node agent on this machine.
 	DisableAgent bool
-	Log          *slog.Logger
+	// NodeName and NodeIP identify this machine's node (defaults: the hostname, and the
+	// advertise address or the default route's address).
+	NodeName string
+	NodeIP   string
+	// KubeletAddress is where the node's kubelet API listens (default NodeIP:10250).
+	KubeletAddress string
+	// PodLogsDir holds container logs (default /var/log/pods).
+	PodLogsDir string
+	// CgroupRoot is the parent of the pods' QoS cgroups (default /kubepods).
+	CgroupRoot string
+	Log        *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -117,7 +131,15 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if cfg.ServiceClusterIPRange == "" {
 		cfg.ServiceClusterIPRange = "10.96.0.0/12"
 	}
-	bundle, err := pki.Ensure(filepath.Join(dir, "pki"), pki.Options{ServiceCIDR: cfg.ServiceClusterIPRange, ExtraSANs: cfg.TLSSANs})
+	// Clients reach the API server at its bind and advertise addresses: both belong in the
+	// serving certificate.
+	sans := append([]string{}, cfg.TLSSANs...)
+	for _, a := range []string{cfg.BindAddress, cfg.AdvertiseAddress} {
+		if a != "" && a != "0.0.0.0" && a != "::" {
+			sans = append(sans, a)
+		}
+	}
+	bundle, err := pki.Ensure(filepath.Join(dir, "pki"), pki.Options{ServiceCIDR: cfg.ServiceClusterIPRange, ExtraSANs: sans})
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -143,9 +165,21 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	}
 	defer store.Close()
 
+	// The API server authenticates to kubelets with a certificate of the cluster CA, which
+	// kubelets trust for clients.
+	kubeletClientPEM, kubeletClientKey, err := pki.IssueClientCert(bundle.CA, "kube-apiserver-kubelet-client", []string{"system:masters"}, 365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	kubeletClient, err := tls.X509KeyPair(kubeletClientPEM, kubeletClientKey)
+	if err != nil {
+		return err
+	}
+
 	codec := apiserver.StorageCodec()
 	api, err := apiserver.New(apiserver.Config{
-		BindAddress: cfg.BindAddress, SecurePort: cfg.SecurePort, AdvertiseAddress: cfg.AdvertiseAddress,
+		KubeletClientCert: &kubeletClient,
+		BindAddress:       cfg.BindAddress, SecurePort: cfg.SecurePort, AdvertiseAddress: cfg.AdvertiseAddress,
 		ServingCert: bundle.Serving, ClientCAs: bundle.CAPool, Tokens: tokens,
 		Store:     storage.New(store.Client, codec, codec),
 		Resources: builtin.Resources(), ServiceClusterIPRange: cfg.ServiceClusterIPRange,
@@ -206,6 +240,19 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err := startControllers(cfg, kubeconfig, start); err != nil {
 		return err
 	}
+	if !cfg.DisableAgent {
+		ready := make(chan struct{})
+		if err := startAgent(cfg, dir, kubeconfig, bundle, start, ready); err != nil {
+			return err
+		}
+		select {
+		case <-ready:
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if onReady != nil {
 		onReady(Ready{URL: url, Kubeconfig: kubeconfig, Token: token})
 	}
@@ -218,6 +265,52 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// startAgent starts this machine's node agent (runtime and kubelet) with a kubelet serving
+// certificate from the cluster CA, and closes ready once the kubelet is ready.
+func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, start func(string, func(context.Context) error), ready chan struct{}) error {
+	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
+	restConfig.QPS, restConfig.Burst = 500, 1000
+	nodeName := cfg.NodeName
+	if nodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		nodeName = strings.ToLower(h)
+	}
+	nodeIP := cfg.NodeIP
+	if nodeIP == "" && cfg.AdvertiseAddress != "" {
+		nodeIP = cfg.AdvertiseAddress
+	}
+	sans := []string{nodeName, "localhost", "127.0.0.1"}
+	if nodeIP != "" {
+		sans = append(sans, nodeIP)
+	}
+	certPEM, keyPEM, err := pki.IssueServingCert(bundle.CA, nodeName, sans, 365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	acfg := agent.Config{
+		DataDir: filepath.Join(dir, "agent"), RESTConfig: restConfig, NodeName: nodeName, NodeIP: nodeIP,
+		KubeletAddress: cfg.KubeletAddress, KubeletCert: &cert, ClientCA: bundle.CAPool, PodLogsDir: cfg.PodLogsDir, CgroupRoot: cfg.CgroupRoot,
+		Labels: map[string]string{"node-role.kubernetes.io/control-plane": ""},
+		Log:    cfg.Log.With("component", "agent"),
+	}
+	var once sync.Once
+	start("node agent", func(ctx context.Context) error {
+		return agent.Run(ctx, acfg, func(*kubelet.Kubelet) { once.Do(func() { close(ready) }) })
+	})
+	return nil
 }
 
 // startControllers starts the controller manager and the scheduler. They reach the API

@@ -54,6 +54,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer stop()
+	defer stopNode()
 	return m.Run()
 }
 

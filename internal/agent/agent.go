@@ -1,0 +1,129 @@
+// Package agent assembles a node: the container runtime, then the kubelet driving it over
+// CRI, each started once what it needs is ready. `nanokube server` runs one in-process
+// unless --disable-agent; the service proxy joins here later.
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/nanokube/nanokube/internal/kubelet"
+	"github.com/nanokube/nanokube/internal/runtime"
+)
+
+// Config configures a node agent.
+type Config struct {
+	// DataDir holds the runtime's state (DataDir/runtime) and the kubelet's (DataDir/kubelet).
+	DataDir string
+	// RESTConfig reaches the API server with the node's credentials.
+	RESTConfig *rest.Config
+	// NodeName, NodeIP, ClusterDNS, ClusterDomain, Labels: see kubelet.Config.
+	NodeName      string
+	NodeIP        string
+	ClusterDNS    []string
+	ClusterDomain string
+	Labels        map[string]string
+	// KubeletAddress is where the kubelet API listens (default NodeIP:10250).
+	KubeletAddress string
+	// KubeletCert serves the kubelet API; ClientCA authenticates its clients.
+	KubeletCert *tls.Certificate
+	ClientCA    *x509.CertPool
+	// PodLogsDir holds container logs (default /var/log/pods).
+	PodLogsDir string
+	// RegistryConfig is the runtime's registry mirrors file, if any.
+	RegistryConfig string
+	// CNIBridge names the pod bridge (default nk0).
+	CNIBridge string
+	// CgroupRoot is the parent of the pods' QoS cgroups (default /kubepods).
+	CgroupRoot string
+	Log        *slog.Logger
+}
+
+// Run starts the runtime and the kubelet and blocks until ctx is done or one of them
+// fails. onReady (may be nil) is called once the kubelet is ready. Containers keep
+// running after Run returns.
+func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error {
+	if os.Geteuid() != 0 {
+		return errors.New("the node agent needs root (namespaces, mounts, cgroups, runc): run as root, or with --disable-agent for a control plane only")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	rt, err := runtime.New(runtime.Config{
+		Root: filepath.Join(dir, "runtime"), Socket: filepath.Join(dir, "runtime", "cri.sock"),
+		RegistryConfig: cfg.RegistryConfig, CNIBridge: cfg.CNIBridge, Logger: cfg.Log.With("component", "runtime"),
+	})
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg.RESTConfig)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	errc := make(chan error, 2)
+	run := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+			cancel()
+		})
+	}
+	cfg.Log.Info("starting container runtime")
+	run("runtime", rt.Run)
+	select {
+	case <-rt.Ready():
+	case <-ctx.Done():
+		return first(errc, ctx.Err())
+	}
+	cfg.Log.Info("starting kubelet")
+	kl, err := kubelet.New(ctx, kubelet.Config{
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: filepath.Join(dir, "kubelet"), PodLogsDir: cfg.PodLogsDir,
+		RuntimeEndpoint: "unix://" + filepath.Join(dir, "runtime", "cri.sock"),
+		ClusterDNS:      cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, Labels: cfg.Labels,
+		CgroupRoot: cfg.CgroupRoot, Address: cfg.KubeletAddress, TLSCert: cfg.KubeletCert, ClientCA: cfg.ClientCA,
+		Logger: cfg.Log.With("component", "kubelet"),
+	}, client)
+	if err != nil {
+		return fmt.Errorf("kubelet: %w", err)
+	}
+	run("kubelet", kl.Run)
+	select {
+	case <-kl.Ready():
+		if onReady != nil {
+			onReady(kl)
+		}
+	case <-ctx.Done():
+		return first(errc, ctx.Err())
+	}
+	<-ctx.Done()
+	return first(errc, ctx.Err())
+}
+
+func first(errc <-chan error, def error) error {
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return def
+	}
+}
