@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nanokube/nanokube/bench/internal/perfdoc"
 )
 
 type config struct {
@@ -127,7 +129,7 @@ func run(ctx context.Context, cfg config) error {
 		if cfg.quick {
 			return fmt.Errorf("-quick figures are not written to %s", cfg.doc)
 		}
-		if err := writeSection(cfg.doc, "API server", rep.document(table)); err != nil {
+		if err := perfdoc.WriteSection(cfg.doc, "API server", rep.document(table)); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", cfg.doc)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -186,31 +185,6 @@ func (r *report) document(table string) string {
 - Commit: %s, %s
 
 %s`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), m.cpus, m.cpuModel, m.memory, m.commit, m.goVersion, table)
-}
-
-// writeSection replaces the "## title" section of the markdown file at path with body (or
-// appends it), leaving the other components' sections alone.
-func writeSection(path, title, body string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	doc := string(old)
-	if doc == "" {
-		doc = "# Performance\n"
-	}
-	heading := "## " + title + "\n"
-	section := heading + "\n" + strings.TrimRight(body, "\n") + "\n"
-	if i := strings.Index(doc, heading); i >= 0 {
-		end := len(doc)
-		if j := strings.Index(doc[i+len(heading):], "\n## "); j >= 0 {
-			end = i + len(heading) + j + 1
-		}
-		doc = doc[:i] + section + "\n" + doc[end:]
-	} else {
-		doc = strings.TrimRight(doc, "\n") + "\n\n" + section
-	}
-	return os.WriteFile(path, []byte(strings.TrimRight(doc, "\n")+"\n"), 0o644)
 }
 
 // perEvent is the server's CPU time per delivered watch event, in µs.

@@ -92,7 +92,6 @@ func describeCommit() string {
 
 func (r *results) render() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Scheduler\n\n")
 	fmt.Fprintf(&b, "Figures of `go run ./bench/scheduler` (one run; control plane, %d hollow nodes, scheduler and watcher in one process).\n\n", r.nodes)
 	fmt.Fprintf(&b, "- Date: %s\n- Machine: %s\n- Commit: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), r.machine, r.commit)
 	fmt.Fprintf(&b, "- Other processes on the machine used %.2f cores on average during the run (it is shared).\n\n", r.otherCores)
@@ -143,24 +142,4 @@ func onOff(on bool, yes, no string) string {
 		return yes
 	}
 	return no
-}
-
-// writeSection replaces the "## Scheduler" section of doc, or appends it.
-func writeSection(doc, section string) error {
-	b, err := os.ReadFile(doc)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(b)
-	if i := strings.Index(text, "\n## Scheduler\n"); i >= 0 {
-		rest := text[i+1:]
-		end := len(rest)
-		if j := strings.Index(rest[3:], "\n## "); j >= 0 {
-			end = j + 4
-		}
-		text = text[:i+1] + section + rest[end:]
-	} else {
-		text = strings.TrimRight(text, "\n") + "\n\n" + section
-	}
-	return os.WriteFile(doc, []byte(text), 0o644)
 }

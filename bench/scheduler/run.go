@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/nanokube/nanokube/bench/internal/perfdoc"
 	"github.com/nanokube/nanokube/internal/controllermanager"
 	"github.com/nanokube/nanokube/internal/hollow"
 	"github.com/nanokube/nanokube/internal/scheduler"
@@ -229,7 +230,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	out := res.render()
 	fmt.Print(out)
 	if cfg.write {
-		if err := writeSection(cfg.doc, out); err != nil {
+		if err := perfdoc.WriteSection(cfg.doc, "Scheduler", out); err != nil {
 			return err
 		}
 		progress("wrote %s", cfg.doc)

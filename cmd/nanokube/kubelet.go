@@ -70,6 +70,7 @@ func newKubeletCommand() *cobra.Command {
 	fs.StringSliceVar(&cfg.ClusterDNS, "cluster-dns", nil, "DNS server addresses of ClusterFirst pods")
 	fs.StringVar(&cfg.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	fs.IntVar(&cfg.MaxPods, "max-pods", 110, "how many pods the node runs at most")
+	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", "/kubepods", "cgroup parent of the pods' QoS cgroups")
 	fs.StringVar(&cfg.Address, "address", "", "where the kubelet API listens (default NODE-IP:10250)")
 	fs.StringVar(&certFile, "tls-cert-file", "", "serving certificate of the kubelet API (default: self-signed)")
 	fs.StringVar(&keyFile, "tls-private-key-file", "", "key of --tls-cert-file")

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -145,8 +146,15 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 }
 
+// slowCall is how long a CRI call may take before it is logged.
+const slowCall = 500 * time.Millisecond
+
 func (r *Runtime) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
 	resp, err := h(ctx, req)
+	if took := time.Since(start); took > slowCall {
+		r.log.Warn("slow CRI call", "method", info.FullMethod, "took", took.Round(time.Millisecond), "err", err)
+	}
 	if err != nil {
 		r.log.Debug("cri call failed", "method", info.FullMethod, "err", err)
 		return nil, errdefs.ToGRPC(err)

@@ -375,14 +375,16 @@ func (r *Runtime) ListPodSandbox(_ context.Context, req *runtimeapi.ListPodSandb
 	r.mu.Unlock()
 	resp := &runtimeapi.ListPodSandboxResponse{}
 	for _, s := range all {
+		// ID and labels first: they never change, and the status waits for a sandbox
+		// still being set up, which must not hold up a list that filters it out.
 		if f.GetId() != "" && !strings.HasPrefix(s.ID, f.GetId()) {
+			continue
+		}
+		if !matchLabels(f.GetLabelSelector(), s.config.GetLabels()) {
 			continue
 		}
 		st := r.sandboxStatus(s)
 		if f.GetState() != nil && f.GetState().GetState() != st.State {
-			continue
-		}
-		if !matchLabels(f.GetLabelSelector(), s.config.GetLabels()) {
 			continue
 		}
 		resp.Items = append(resp.Items, &runtimeapi.PodSandbox{
