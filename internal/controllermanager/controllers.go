@@ -3,6 +3,7 @@ package controllermanager
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/nanokube/nanokube/internal/controller/daemonset"
 	"github.com/nanokube/nanokube/internal/controller/deployment"
 	"github.com/nanokube/nanokube/internal/controller/endpoints"
 	"github.com/nanokube/nanokube/internal/controller/endpointslice"
@@ -27,6 +28,10 @@ var constructors = map[string]Constructor{
 	"deployment-controller": func(cc Context) (Controller, error) {
 		return deployment.New(cc.Client, cc.Informers.Apps().V1().Deployments(), cc.Informers.Apps().V1().ReplicaSets(),
 			cc.Informers.Core().V1().Pods(), cc.Recorder("deployment-controller"), cc.Log.With("controller", "deployment")), nil
+	},
+	"daemonset-controller": func(cc Context) (Controller, error) {
+		return daemonset.New(daemonset.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("daemonset-controller"),
+			Log: cc.Log.With("controller", "daemonset")})
 	},
 	"garbage-collector-controller": func(cc Context) (Controller, error) {
 		return garbagecollector.New(cc.Metadata, cc.Client.Discovery(), cc.Log.With("controller", "garbage-collector")), nil
@@ -65,6 +70,7 @@ var constructors = map[string]Constructor{
 var aliases = map[string]string{
 	"replicaset":       "replicaset-controller",
 	"deployment":       "deployment-controller",
+	"daemonset":        "daemonset-controller",
 	"garbagecollector": "garbage-collector-controller",
 	"namespace":        "namespace-controller",
 	"nodelifecycle":    "node-lifecycle-controller",
