@@ -50,6 +50,7 @@ func newControllerManagerCommand() *cobra.Command {
 	fs.IntVar(&cfg.Workers, "concurrent-syncs", 5, "workers per controller")
 	fs.StringVar(&clusterCIDR, "cluster-cidr", "", "pod network that node IPAM allocates node pod CIDRs from")
 	fs.IntVar(&cfg.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's pod CIDR")
+	fs.Float64Var(&cfg.CronJobClockSpeed, "cronjob-clock-speed", 1, "run CronJob schedules this many times faster than real time (for tests and demos)")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 0, "how long a node may be silent before it is marked Unknown (default 40s)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

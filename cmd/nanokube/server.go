@@ -48,6 +48,7 @@ func newServerCommand() *cobra.Command {
 	bindControlPlaneFlags(cmd.Flags(), &cfg)
 	cmd.Flags().StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network; each node gets a pod CIDR from it")
 	cmd.Flags().DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may be silent before it is marked Unknown and tainted")
+	cmd.Flags().Float64Var(&cfg.CronJobClockSpeed, "cronjob-clock-speed", 1, "run CronJob schedules this many times faster than real time (for tests and demos)")
 	cmd.Flags().BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
 	cmd.Flags().BoolVar(&cfg.DisableControllerManager, "disable-controller-manager", false, "do not run the controller manager in this process")
 	cmd.Flags().BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent (kubelet, proxy, runtime) on this machine")

@@ -30,6 +30,9 @@ type Context struct {
 	// NodeMonitorGracePeriod is how long a node may stay silent before it is marked Unknown
 	// (default 40s); tests shorten it.
 	NodeMonitorGracePeriod time.Duration
+	// CronJobClockSpeed runs the CronJob controller's clock this many times faster than
+	// real time (0 or 1: real time); tests use it instead of waiting for minutes.
+	CronJobClockSpeed float64
 }
 
 // Controller is one control loop.

@@ -3,11 +3,15 @@ package controllermanager
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"k8s.io/utils/clock"
+
+	"github.com/nanokube/nanokube/internal/controller/cronjob"
 	"github.com/nanokube/nanokube/internal/controller/daemonset"
 	"github.com/nanokube/nanokube/internal/controller/deployment"
 	"github.com/nanokube/nanokube/internal/controller/endpoints"
 	"github.com/nanokube/nanokube/internal/controller/endpointslice"
 	"github.com/nanokube/nanokube/internal/controller/garbagecollector"
+	"github.com/nanokube/nanokube/internal/controller/job"
 	"github.com/nanokube/nanokube/internal/controller/namespace"
 	"github.com/nanokube/nanokube/internal/controller/nodeipam"
 	"github.com/nanokube/nanokube/internal/controller/nodelifecycle"
@@ -32,6 +36,22 @@ var constructors = map[string]Constructor{
 	"daemonset-controller": func(cc Context) (Controller, error) {
 		return daemonset.New(daemonset.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("daemonset-controller"),
 			Log: cc.Log.With("controller", "daemonset")})
+	},
+	"job-controller": func(cc Context) (Controller, error) {
+		return job.New(job.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("job-controller"),
+			Log: cc.Log.With("controller", "job")})
+	},
+	"ttl-after-finished-controller": func(cc Context) (Controller, error) {
+		return job.NewTTLAfterFinished(job.Config{Client: cc.Client, Informers: cc.Informers,
+			Log: cc.Log.With("controller", "ttl-after-finished")})
+	},
+	"cronjob-controller": func(cc Context) (Controller, error) {
+		var clk clock.WithTicker // nil: the real clock
+		if cc.CronJobClockSpeed > 0 && cc.CronJobClockSpeed != 1 {
+			clk = cronjob.NewScaledClock(cc.CronJobClockSpeed)
+		}
+		return cronjob.New(cronjob.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("cronjob-controller"),
+			Log: cc.Log.With("controller", "cronjob"), Clock: clk})
 	},
 	"garbage-collector-controller": func(cc Context) (Controller, error) {
 		return garbagecollector.New(cc.Metadata, cc.Client.Discovery(), cc.Log.With("controller", "garbage-collector")), nil
@@ -68,17 +88,20 @@ var constructors = map[string]Constructor{
 
 // aliases are the older short names kube-controller-manager's --controllers still accepts.
 var aliases = map[string]string{
-	"replicaset":       "replicaset-controller",
-	"deployment":       "deployment-controller",
-	"daemonset":        "daemonset-controller",
-	"garbagecollector": "garbage-collector-controller",
-	"namespace":        "namespace-controller",
-	"nodelifecycle":    "node-lifecycle-controller",
-	"nodeipam":         "node-ipam-controller",
-	"endpoint":         "endpoints-controller",
-	"endpointslice":    "endpointslice-controller",
-	"serviceaccount":   "serviceaccount-controller",
-	"podgc":            "pod-garbage-collector-controller",
+	"replicaset":         "replicaset-controller",
+	"deployment":         "deployment-controller",
+	"daemonset":          "daemonset-controller",
+	"job":                "job-controller",
+	"cronjob":            "cronjob-controller",
+	"ttl-after-finished": "ttl-after-finished-controller",
+	"garbagecollector":   "garbage-collector-controller",
+	"namespace":          "namespace-controller",
+	"nodelifecycle":      "node-lifecycle-controller",
+	"nodeipam":           "node-ipam-controller",
+	"endpoint":           "endpoints-controller",
+	"endpointslice":      "endpointslice-controller",
+	"serviceaccount":     "serviceaccount-controller",
+	"podgc":              "pod-garbage-collector-controller",
 }
 
 // disabledByDefault lists controllers that "*" does not select.

@@ -51,6 +51,8 @@ type Config struct {
 	ClusterCIDR            netip.Prefix
 	NodeCIDRMaskSize       int
 	NodeMonitorGracePeriod time.Duration
+	// CronJobClockSpeed: see Context.
+	CronJobClockSpeed float64
 	// ResyncPeriod of the shared informers (default 0: no periodic resync).
 	ResyncPeriod time.Duration
 	Log          *slog.Logger
@@ -258,6 +260,7 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		ClusterCIDR:            m.cfg.ClusterCIDR,
 		NodeCIDRMaskSize:       m.cfg.NodeCIDRMaskSize,
 		NodeMonitorGracePeriod: m.cfg.NodeMonitorGracePeriod,
+		CronJobClockSpeed:      m.cfg.CronJobClockSpeed,
 	}
 	type running struct {
 		name string

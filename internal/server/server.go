@@ -65,6 +65,8 @@ type Config struct {
 	// NodeMonitorGracePeriod is how long a node may be silent before it is marked Unknown
 	// and tainted (zero: 40s).
 	NodeMonitorGracePeriod time.Duration
+	// CronJobClockSpeed speeds up the CronJob controller's clock (tests and demos).
+	CronJobClockSpeed float64
 	// DisableScheduler and DisableControllerManager leave those components to be run
 	// elsewhere (`nanokube scheduler`, `nanokube controller-manager`).
 	DisableScheduler         bool
@@ -327,7 +329,8 @@ func startControllers(cfg Config, kubeconfig string, start func(string, func(con
 	if !cfg.DisableControllerManager {
 		cidr, _ := netip.ParsePrefix(cfg.ClusterCIDR)
 		cm, err := controllermanager.New(controllermanager.Config{RESTConfig: rest.CopyConfig(restConfig), LeaderElect: true,
-			ClusterCIDR: cidr, NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, Log: cfg.Log.With("component", "controller-manager")})
+			ClusterCIDR: cidr, NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod,
+			CronJobClockSpeed: cfg.CronJobClockSpeed, Log: cfg.Log.With("component", "controller-manager")})
 		if err != nil {
 			return err
 		}

@@ -122,16 +122,64 @@ func TestCronJob(t *testing.T) {
 	}
 }
 
+// ValidateSchedule accepts what the CronJob controller's parser accepts (the same parser as
+// Kubernetes': day of week 7 is not Sunday there) and words errors as kube-apiserver does.
 func TestValidateSchedule(t *testing.T) {
 	for _, ok := range []string{"* * * * *", "0 0 * * 0", "*/15 9-17 * jan-jun mon-fri", "0 0 1,15 * *", "@hourly", "@every 1h30m",
-		"TZ=UTC 0 * * * *", "0 0 ? * 7"} {
+		"TZ=UTC 0 * * * *", "CRON_TZ=Europe/Paris 0 9 * * *", "0 0 ? * 6", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight"} {
 		if err := ValidateSchedule(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "*/0 * * * *", "5-1 * * * *", "@often", "x * * * *"} {
-		if err := ValidateSchedule(bad); err == nil {
-			t.Errorf("%q accepted", bad)
+	for bad, msg := range map[string]string{
+		"":                    "empty spec string",
+		"* * * *":             "expected exactly 5 fields, found 4: [* * * *]",
+		"60 * * * *":          "end of range (60) above maximum (59): 60",
+		"* 24 * * *":          "end of range (24) above maximum (23): 24",
+		"* * 0 * *":           "beginning of range (0) below minimum (1): 0",
+		"* * * 13 *":          "end of range (13) above maximum (12): 13",
+		"0 0 * * 7":           "end of range (7) above maximum (6): 7",
+		"*/0 * * * *":         "step of range should be a positive number: */0",
+		"5-1 * * * *":         "beginning of range (5) beyond end of range (1): 5-1",
+		"@often":              "unrecognized descriptor: @often",
+		"x * * * *":           `failed to parse int from x: strconv.Atoi: parsing "x": invalid syntax`,
+		"TZ=UTC":              "missing schedule after time zone: TZ=UTC",
+		"TZ=Mars/X * * * * *": "provided bad location Mars/X: unknown time zone Mars/X",
+	} {
+		if err := ValidateSchedule(bad); err == nil || err.Error() != msg {
+			t.Errorf("%q: %v, want %q", bad, err, msg)
+		}
+	}
+}
+
+func TestCronJobScheduleAndTimeZoneErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		schedule string
+		tz       *string
+		want     string
+	}{
+		"bad schedule":   {"61 * * * *", nil, `spec.schedule: Invalid value: "61 * * * *": end of range (61) above maximum (59): 61`},
+		"bad zone":       {"0 * * * *", ptr.To("Mars/Olympus"), `spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus`},
+		"empty zone":     {"0 * * * *", ptr.To(""), `spec.timeZone: Invalid value: "": timeZone must be nil or non-empty string`},
+		"local zone":     {"0 * * * *", ptr.To("Local"), `spec.timeZone: Invalid value: "Local": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones`},
+		"path in zone":   {"0 * * * *", ptr.To("../etc/passwd"), `spec.timeZone: Invalid value: "../etc/passwd": unknown time zone ../etc/passwd`},
+		"TZ in schedule": {"TZ=UTC 0 * * * *", nil, `spec.schedule: Invalid value: "TZ=UTC 0 * * * *": cannot use TZ or CRON_TZ in schedule, use timeZone field instead`},
+		"TZ and zone":    {"TZ=UTC 0 * * * *", ptr.To("UTC"), `spec.schedule: Invalid value: "TZ=UTC 0 * * * *": cannot use both timeZone field and TZ or CRON_TZ in schedule`},
+		"good zone":      {"0 9 * * 1-5", ptr.To("Europe/Paris"), ""},
+	} {
+		cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "hello"}, Spec: batchv1.CronJobSpec{Schedule: tc.schedule, TimeZone: tc.tz,
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyOnFailure, Containers: []corev1.Container{{Name: "hello", Image: "busybox"}}}}}}}}
+		CronJobStrategy.Default(cj)
+		errs := CronJobStrategy.Validate(cj)
+		if tc.want == "" {
+			if len(errs) != 0 {
+				t.Errorf("%s: %v", name, errs)
+			}
+			continue
+		}
+		if len(errs) != 1 || errs[0].Error() != tc.want {
+			t.Errorf("%s: %v, want %s", name, errs, tc.want)
 		}
 	}
 }
