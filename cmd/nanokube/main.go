@@ -35,6 +35,7 @@ func newRootCommand() *cobra.Command {
 		newRuntimeCommand(),
 		newKubeletCommand(),
 		newSchedulerCommand(),
+		newProxyCommand(),
 		newControllerManagerCommand(),
 		newHollowNodesCommand(),
 		newVersionCommand(),

@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultTableName       = "nanokube-proxy"
+	DefaultSyncPeriod      = time.Minute
+	DefaultMinSyncInterval = 10 * time.Millisecond
+)
+
+// Config is what a Proxier needs to know about its node.
+type Config struct {
+	// NodeName selects the endpoints that count as local for the Local traffic policies.
+	NodeName string
+	// NodeIPs are the IPv4 addresses NodePorts answer on; empty means every local address
+	// but 127.0.0.0/8 (kube-proxy's nftables mode never serves NodePorts on localhost).
+	NodeIPs []string
+	// ClusterCIDR is the pod network: ClusterIP traffic from outside it is masqueraded.
+	// Empty: only hairpin and NodePort traffic is masqueraded.
+	ClusterCIDR string
+	// TableName is the nftables table (family ip) the proxy owns; default "nanokube-proxy".
+	TableName string
+	// SyncPeriod is the interval of full rewrites, the safety net against drift; default 1m.
+	SyncPeriod time.Duration
+	// MinSyncInterval is the least time between two syncs, which coalesces bursts of
+	// changes into one transaction; default 10ms.
+	MinSyncInterval time.Duration
+	// Log receives the proxy's logs; nil discards them.
+	Log *slog.Logger
+}
+
+// withDefaults returns cfg with its zero fields defaulted, or an error if a field is invalid.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.NodeName == "" {
+		return cfg, errors.New("proxy: NodeName is required")
+	}
+	for _, s := range cfg.NodeIPs {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return cfg, fmt.Errorf("proxy: node IP %q is not an IPv4 address", s)
+		}
+		if a.IsLoopback() {
+			return cfg, fmt.Errorf("proxy: node IP %q: NodePorts are not served on localhost", s)
+		}
+	}
+	if cfg.ClusterCIDR != "" {
+		p, err := netip.ParsePrefix(cfg.ClusterCIDR)
+		if err != nil || !p.Addr().Is4() {
+			return cfg, fmt.Errorf("proxy: cluster CIDR %q is not an IPv4 prefix", cfg.ClusterCIDR)
+		}
+		cfg.ClusterCIDR = p.Masked().String()
+	}
+	if cfg.TableName == "" {
+		cfg.TableName = DefaultTableName
+	}
+	if cfg.SyncPeriod <= 0 {
+		cfg.SyncPeriod = DefaultSyncPeriod
+	}
+	if cfg.MinSyncInterval <= 0 {
+		cfg.MinSyncInterval = DefaultMinSyncInterval
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Names of the table's fixed objects, as in kube-proxy's nftables mode.
+const (
+	servicesChain          = "services"
+	serviceIPsMap          = "service-ips"
+	serviceNodePortsMap    = "service-nodeports"
+	nodePortIPsSet         = "nodeport-ips"
+	endpointsCheckChain    = "endpoints-check"
+	noEndpointServicesMap  = "no-endpoint-services"
+	noEndpointNodePortsMap = "no-endpoint-nodeports"
+	rejectChain            = "reject-chain"
+	markMasqChain          = "mark-for-masquerade"
+	masqueradingChain      = "masquerading"
+
+	// masqueradeMark is the packet mark bit that asks nat-postrouting to masquerade
+	// (kube-proxy's default --masquerade-bit 14).
+	masqueradeMark = "0x00004000"
+
+	clusterChainPrefix  = "service-"
+	localChainPrefix    = "local-"
+	externalChainPrefix = "external-"
+	endpointChainPrefix = "endpoint-"
+	affinitySetPrefix   = "affinity-"
+)
+
+// isServiceObjectName reports whether a chain or set name is one of the per-service ones
+// (they, and only they, contain a "/").
+func isServiceObjectName(name string) bool { return strings.Contains(name, "/") }
+
+// fragment is the part of the table that belongs to one Service: its chains, its elements in
+// the shared maps, and its affinity sets. Fragments of different Services never share a chain
+// or set name, so each can be diffed on its own.
+type fragment struct {
+	chains   map[string][]string     // chain name → rules, in order
+	elements map[elementKey][]string // map element → value ("goto chain", "drop", ...)
+	sets     map[string]int32        // affinity set name → timeout seconds (informational)
+}
+
+// elementKey names one element of one map: its map and its key parts joined by " . ".
+type elementKey struct {
+	Map string
+	Key string
+}
+
+func newFragment() *fragment {
+	return &fragment{chains: map[string][]string{}, elements: map[elementKey][]string{}, sets: map[string]int32{}}
+}
+
+func (f *fragment) addRule(chain string, parts ...any) {
+	f.chains[chain] = append(f.chains[chain], concat(parts...))
+}
+
+func (f *fragment) empty() bool {
+	return f == nil || (len(f.chains) == 0 && len(f.elements) == 0 && len(f.sets) == 0)
+}
+
+// renderer turns service ports into fragments. It does no I/O.
+type renderer struct {
+	clusterCIDR string // "" when unknown: then ClusterIP traffic is never masqueraded for leaving it
+}
+
+// chainBase is the per-service-port part of chain names: a hash (so truncation and
+// near-identical names stay distinct) followed by the readable "ns/name/proto/port".
+func chainBase(parts ...string) string {
+	name := strings.Join(parts, "/")
+	sum := sha256.Sum256([]byte(name))
+	name = base32.StdEncoding.EncodeToString(sum[:])[:8] + "-" + name
+	const max = 256 - 16 // room for the longest prefix
+	if len(name) > max {
+		name = name[:max-3] + "..."
+	}
+	return name
+}
+
+func servicePortBase(sp *servicePort) string {
+	return chainBase(sp.Namespace, sp.Service, sp.Protocol, sp.PortName)
+}
+
+func endpointBase(sp *servicePort, e endpoint) string {
+	return chainBase(sp.Namespace, sp.Service, sp.Protocol, sp.PortName+"__"+e.IP, strconv.Itoa(int(e.Port)))
+}
+
+// render returns the fragment of one Service from the desired state of its ports.
+func (r *renderer) render(ports []servicePort) *fragment {
+	f := newFragment()
+	for i := range ports {
+		r.renderPort(f, &ports[i])
+	}
+	return f
+}
+
+func (r *renderer) renderPort(f *fragment, sp *servicePort) {
+	base := servicePortBase(sp)
+	clusterChain := clusterChainPrefix + base
+	localChain := localChainPrefix + base
+	externalChain := externalChainPrefix + base
+	proto := sp.Protocol
+	port := strconv.Itoa(int(sp.Port))
+	nodePort := strconv.Itoa(int(sp.NodePort))
+	exposed := sp.NodePort != 0
+
+	clusterEps := usableEndpoints(sp.Endpoints, false)
+	localEps := usableEndpoints(sp.Endpoints, true)
+	hasEndpoints := len(clusterEps) > 0
+
+	// Which policy chains exist, as in kube-proxy: the cluster chain also serves the
+	// short-circuit of node- and pod-originated traffic to a Local external policy.
+	usesClusterChain := hasEndpoints && (!sp.InternalLocal || exposed)
+	usesLocalChain := len(localEps) > 0 && (sp.InternalLocal || (exposed && sp.ExternalLocal))
+
+	internalChain, hasInternal := clusterChain, hasEndpoints
+	if sp.InternalLocal {
+		internalChain, hasInternal = localChain, len(localEps) > 0
+	}
+	externalPolicyChain, hasExternal := clusterChain, hasEndpoints
+	if sp.ExternalLocal {
+		externalPolicyChain, hasExternal = localChain, len(localEps) > 0
+	}
+	usesExternalChain := hasEndpoints && exposed
+
+	internalVerdict, externalVerdict := "drop", "drop"
+	if !hasEndpoints {
+		internalVerdict, externalVerdict = "goto "+rejectChain, "goto "+rejectChain
+	}
+
+	ipKey := elementKey{Map: serviceIPsMap, Key: sp.ClusterIP + " . " + proto + " . " + port}
+	if hasInternal {
+		f.elements[ipKey] = []string{"goto " + internalChain}
+	} else {
+		f.elements[elementKey{Map: noEndpointServicesMap, Key: ipKey.Key}] = []string{internalVerdict}
+	}
+	if exposed {
+		npKey := proto + " . " + nodePort
+		if usesExternalChain {
+			f.elements[elementKey{Map: serviceNodePortsMap, Key: npKey}] = []string{"goto " + externalChain}
+		}
+		if !hasExternal {
+			f.elements[elementKey{Map: noEndpointNodePortsMap, Key: npKey}] = []string{externalVerdict}
+		}
+	}
+
+	// ClusterIP traffic from outside the pod network is masqueraded: it may have been
+	// routed here from off-cluster, and replies must come back through this node.
+	if hasInternal && r.clusterCIDR != "" {
+		f.addRule(internalChain, "ip daddr", sp.ClusterIP, proto, "dport", port,
+			"ip saddr !=", r.clusterCIDR, "jump", markMasqChain)
+	}
+
+	if usesExternalChain {
+		if !sp.ExternalLocal {
+			// Endpoints may be on another node: masquerade so replies return here.
+			f.addRule(externalChain, "jump", markMasqChain)
+		} else {
+			if r.clusterCIDR != "" {
+				// Pod traffic to a NodePort is subject to neither policy.
+				f.addRule(externalChain, "ip saddr", r.clusterCIDR, "goto", clusterChain)
+			}
+			f.addRule(externalChain, "fib saddr type local jump", markMasqChain)
+			f.addRule(externalChain, "fib saddr type local goto", clusterChain)
+		}
+		if hasExternal {
+			f.addRule(externalChain, "goto", externalPolicyChain)
+		}
+	}
+
+	reachable := map[string]endpoint{}
+	if usesClusterChain {
+		r.dispatch(f, sp, clusterChain, clusterEps)
+		for _, e := range clusterEps {
+			reachable[e.hostPort()] = e
+		}
+	}
+	if usesLocalChain {
+		r.dispatch(f, sp, localChain, localEps)
+		for _, e := range localEps {
+			reachable[e.hostPort()] = e
+		}
+	}
+	for _, e := range reachable {
+		epBase := endpointBase(sp, e)
+		chain := endpointChainPrefix + epBase
+		// Hairpin: a pod reaching itself through its Service must see the node as source.
+		f.addRule(chain, "ip saddr", e.IP, "jump", markMasqChain)
+		if sp.AffinitySeconds > 0 {
+			set := affinitySetPrefix + epBase
+			f.sets[set] = sp.AffinitySeconds
+			f.addRule(chain, "update @"+set, "{ ip saddr timeout", strconv.Itoa(int(sp.AffinitySeconds))+"s }")
+		}
+		f.addRule(chain, "meta l4proto", proto, "dnat to", e.hostPort())
+	}
+}
+
+// dispatch writes the rules of a policy chain: clients with a live affinity entry go back to
+// their endpoint, everyone else is spread with equal probability.
+func (r *renderer) dispatch(f *fragment, sp *servicePort, chain string, eps []endpoint) {
+	if sp.AffinitySeconds > 0 {
+		for _, e := range eps {
+			epBase := endpointBase(sp, e)
+			f.addRule(chain, "ip saddr", "@"+affinitySetPrefix+epBase, "goto", endpointChainPrefix+epBase)
+		}
+	}
+	var b strings.Builder
+	for i, e := range eps {
+		if i > 0 {
+			b.WriteString(" , ")
+		}
+		fmt.Fprintf(&b, "%d : goto %s%s", i, endpointChainPrefix, endpointBase(sp, e))
+	}
+	f.addRule(chain, "numgen random mod", strconv.Itoa(len(eps)), "vmap {", b.String(), "}")
+}
+
+func concat(parts ...any) string {
+	s := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if t := fmt.Sprint(p); t != "" {
+			s = append(s, t)
+		}
+	}
+	return strings.Join(s, " ")
+}
