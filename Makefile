@@ -28,12 +28,14 @@ vet:
 # Every test: unit, integration (embedded etcd) and end-to-end (built binary, real kubectl).
 test: deps build vet
 	NANOKUBE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./...
+	NANOKUBE_E2E_RUNTIME=containerd NANOKUBE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -run TestNode ./test/e2e/
 	$(MAKE) fuzz FUZZTIME=15s
 
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/apiserver
 	$(GO) test -run '^$$' -fuzz FuzzPatch -fuzztime $(FUZZTIME) ./internal/apiserver
+	$(GO) test -run '^$$' -fuzz FuzzServeDNS -fuzztime $(FUZZTIME) ./internal/dns
 
 # Every benchmark program under bench/ prints its figures (see docs/performance.md).
 bench: deps build

@@ -95,6 +95,7 @@ type result struct {
 	startup
 	pods, rate             int
 	kubeletRSS, runtimeRSS int64
+	kubeletPSS, runtimePSS int64 // the binary's pages shared out with the shims and the server
 	shimRSS, shimPSS       int64 // RSS counts the shared binary in every shim; PSS shares it out
 	shims                  int
 	kubeletCPU, runtimeCPU float64 // cores, at idle
@@ -128,6 +129,7 @@ func (r result) render() string {
 	fmt.Fprintf(&b, "| startup p99 | %s (%.2fx Kubernetes' 5 s SLO) | <= 1 s: %s |\n", ms(p99), float64(p99)/float64(5*time.Second), verdict(p99 <= time.Second))
 	fmt.Fprintf(&b, "| pods to Running, created at once | %.1f pods/s (%d in %s) | - |\n", float64(r.pods)/r.Elapsed.Seconds(), r.pods, r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| kubelet + runtime RSS, idle, %d pods | %s (kubelet %s, runtime %s) | <= 100 MiB: %s |\n", r.pods, mib(together), mib(r.kubeletRSS), mib(r.runtimeRSS), verdict(together <= 100<<20))
+	fmt.Fprintf(&b, "| kubelet + runtime PSS, idle, %d pods | %s (kubelet %s, runtime %s) | - |\n", r.pods, mib(r.kubeletPSS+r.runtimePSS), mib(r.kubeletPSS), mib(r.runtimePSS))
 	fmt.Fprintf(&b, "| per-container shims | PSS %s in %d processes (%s each; RSS %s each) | - |\n", mib(r.shimPSS), r.shims,
 		mib(r.shimPSS/int64(max(r.shims, 1))), mib(r.shimRSS/int64(max(r.shims, 1))))
 	fmt.Fprintf(&b, "| kubelet + runtime CPU, idle | %.1f%% of a core (kubelet %.1f%%, runtime %.1f%%) | - |\n", 100*(r.kubeletCPU+r.runtimeCPU), 100*r.kubeletCPU, 100*r.runtimeCPU)
@@ -176,6 +178,7 @@ func run(pods, rate int) (res result, err error) {
 	res.kubeletCPU = (cpuTime(n.kubelet.Process.Pid) - k0).Seconds() / 20
 	res.runtimeCPU = (cpuTime(n.rt.Process.Pid) - r0).Seconds() / 20
 	res.kubeletRSS, res.runtimeRSS = rss(n.kubelet.Process.Pid), rss(n.rt.Process.Pid)
+	res.kubeletPSS, res.runtimePSS = pss(n.kubelet.Process.Pid), pss(n.rt.Process.Pid)
 	for _, pid := range n.shims() {
 		res.shimRSS += rss(pid)
 		res.shimPSS += pss(pid)

@@ -56,10 +56,13 @@ type backoff struct {
 	b    *flowcontrol.Backoff
 	mu   sync.Mutex
 	keys map[types.UID]map[string]bool
+	// updated is when each key last failed.
+	updated map[string]time.Time
 }
 
 func newBackoff() *backoff {
-	return &backoff{b: flowcontrol.NewBackOff(backoffInitial, backoffMax), keys: map[types.UID]map[string]bool{}}
+	return &backoff{b: flowcontrol.NewBackOff(backoffInitial, backoffMax), keys: map[types.UID]map[string]bool{},
+		updated: map[string]time.Time{}}
 }
 
 // left is how long the back-off still holds after an event at t, or 0.
@@ -75,7 +78,10 @@ func (b *backoff) leftSinceUpdate(key string) time.Duration {
 	if !b.b.IsInBackOffSinceUpdate(key, time.Now()) {
 		return 0
 	}
-	return max(b.b.Get(key)/2, time.Second)
+	b.mu.Lock()
+	last := b.updated[key]
+	b.mu.Unlock()
+	return max(time.Until(last.Add(b.b.Get(key))), time.Millisecond)
 }
 
 func (b *backoff) get(key string) time.Duration { return b.b.Get(key) }
@@ -84,6 +90,7 @@ func (b *backoff) get(key string) time.Duration { return b.b.Get(key) }
 func (b *backoff) next(key string, t time.Time) {
 	b.b.Next(key, t)
 	b.mu.Lock()
+	b.updated[key] = t
 	uid := types.UID(key[:max(0, strings.IndexByte(key, '/'))])
 	if b.keys[uid] == nil {
 		b.keys[uid] = map[string]bool{}
@@ -97,6 +104,7 @@ func (b *backoff) forget(uid types.UID) {
 	defer b.mu.Unlock()
 	for key := range b.keys[uid] {
 		b.b.DeleteEntry(key)
+		delete(b.updated, key)
 	}
 	delete(b.keys, uid)
 }

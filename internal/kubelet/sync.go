@@ -311,6 +311,11 @@ func (k *Kubelet) startOrBackoff(ctx context.Context, pod *v1.Pod, c *v1.Contain
 		}
 		k.backoff.crash.next(key, finished)
 	}
+	// A container that failed to be created or started waits out its back-off; any wake-up
+	// of the worker (the relist sees the failed container come and go) must not retry early.
+	if left := k.backoff.pull.leftSinceUpdate(backoffKey(pod.UID, "start/"+c.Name)); left > 0 {
+		return false, left
+	}
 	if err := k.startContainer(ctx, pod, c, rt, sandboxID, hostPaths, withIPs); err != nil {
 		k.log.Info("container not started", "pod", klogRef(pod), "container", c.Name, "err", err)
 		return false, k.backoff.retryAfter(pod.UID, c)
