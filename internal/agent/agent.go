@@ -1,6 +1,6 @@
 // Package agent assembles a node: the container runtime, then the kubelet driving it over
-// CRI, each started once what it needs is ready. `nanokube server` runs one in-process
-// unless --disable-agent; the service proxy joins here later.
+// CRI, then the service proxy, each started once what it needs is ready. `nanokube server`
+// runs one in-process unless --disable-agent.
 package agent
 
 import (
@@ -14,10 +14,15 @@ import (
 	"path/filepath"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/nanokube/nanokube/internal/kubelet"
+	"github.com/nanokube/nanokube/internal/proxy"
 	"github.com/nanokube/nanokube/internal/runtime"
 )
 
@@ -46,11 +51,13 @@ type Config struct {
 	CNIBridge string
 	// CgroupRoot is the parent of the pods' QoS cgroups (default /kubepods).
 	CgroupRoot string
-	Log        *slog.Logger
+	// ClusterCIDR is the pod network; the service proxy masquerades traffic from outside it.
+	ClusterCIDR string
+	Log         *slog.Logger
 }
 
-// Run starts the runtime and the kubelet and blocks until ctx is done or one of them
-// fails. onReady (may be nil) is called once the kubelet is ready. Containers keep
+// Run starts the runtime, the kubelet and the proxy and blocks until ctx is done or one of
+// them fails. onReady (may be nil) is called once all are ready. Containers keep
 // running after Run returns.
 func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error {
 	if os.Geteuid() != 0 {
@@ -79,7 +86,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -109,6 +116,22 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	run("kubelet", kl.Run)
 	select {
 	case <-kl.Ready():
+	case <-ctx.Done():
+		return first(errc, ctx.Err())
+	}
+	cfg.Log.Info("starting service proxy")
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	px, err := proxy.New(proxy.Config{NodeName: kl.NodeName(), NodeIPs: []string{kl.NodeIP()}, ClusterCIDR: cfg.ClusterCIDR,
+		Log: cfg.Log.With("component", "proxy")}, client,
+		broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kube-proxy", Host: kl.NodeName()}))
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	run("proxy", px.Run)
+	select {
+	case <-px.Ready():
 		if onReady != nil {
 			onReady(kl)
 		}

@@ -135,6 +135,15 @@ func (c Config) withDefaults() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// DefaultNodeIP is the address a node reports when none is configured: see defaultRouteIP.
+func DefaultNodeIP() (string, error) { return defaultRouteIP() }
+
+// NodeName is the node's name.
+func (k *Kubelet) NodeName() string { return k.cfg.NodeName }
+
+// NodeIP is the address the node reports.
+func (k *Kubelet) NodeIP() string { return k.cfg.NodeIP }
+
 // defaultRouteIP returns the source address of the route towards a public address (no
 // packet is sent), or the first global unicast address when there is no default route.
 func defaultRouteIP() (string, error) {

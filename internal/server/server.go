@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -26,6 +27,7 @@ import (
 	"github.com/nanokube/nanokube/internal/apiserver"
 	"github.com/nanokube/nanokube/internal/apiserver/registry/builtin"
 	"github.com/nanokube/nanokube/internal/controllermanager"
+	"github.com/nanokube/nanokube/internal/dns"
 	"github.com/nanokube/nanokube/internal/etcd"
 	"github.com/nanokube/nanokube/internal/kubelet"
 	"github.com/nanokube/nanokube/internal/pki"
@@ -195,7 +197,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	// waited for before etcd closes.
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 8)
 	start := func(name string, run func(context.Context) error) {
 		log.Info("starting " + name)
 		wg.Add(1)
@@ -242,9 +244,22 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err := startControllers(cfg, kubeconfig, start); err != nil {
 		return err
 	}
+	node, err := resolveNode(cfg)
+	if err != nil {
+		return err
+	}
+	dnsIP, err := clusterDNSIP(cfg.ServiceClusterIPRange)
+	if err != nil {
+		return err
+	}
 	if !cfg.DisableAgent {
+		// The cluster DNS runs with the agent, whose service proxy carries queries to
+		// the kube-dns ClusterIP here.
+		if err := startDNS(cfg, kubeconfig, node, dnsIP, start); err != nil {
+			return err
+		}
 		ready := make(chan struct{})
-		if err := startAgent(cfg, dir, kubeconfig, bundle, start, ready); err != nil {
+		if err := startAgent(cfg, dir, kubeconfig, bundle, node, dnsIP, start, ready); err != nil {
 			return err
 		}
 		select {
@@ -271,30 +286,14 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 
 // startAgent starts this machine's node agent (runtime and kubelet) with a kubelet serving
 // certificate from the cluster CA, and closes ready once the kubelet is ready.
-func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, start func(string, func(context.Context) error), ready chan struct{}) error {
-	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, node nodeIdentity, dnsIP string,
+	start func(string, func(context.Context) error), ready chan struct{}) error {
+	restConfig, err := inProcessConfig(kubeconfig, 500, 1000)
 	if err != nil {
 		return err
 	}
-	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
-	restConfig.QPS, restConfig.Burst = 500, 1000
-	nodeName := cfg.NodeName
-	if nodeName == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return err
-		}
-		nodeName = strings.ToLower(h)
-	}
-	nodeIP := cfg.NodeIP
-	if nodeIP == "" && cfg.AdvertiseAddress != "" {
-		nodeIP = cfg.AdvertiseAddress
-	}
-	sans := []string{nodeName, "localhost", "127.0.0.1"}
-	if nodeIP != "" {
-		sans = append(sans, nodeIP)
-	}
-	certPEM, keyPEM, err := pki.IssueServingCert(bundle.CA, nodeName, sans, 365*24*time.Hour)
+	sans := []string{node.name, "localhost", "127.0.0.1", node.ip}
+	certPEM, keyPEM, err := pki.IssueServingCert(bundle.CA, node.name, sans, 365*24*time.Hour)
 	if err != nil {
 		return err
 	}
@@ -303,7 +302,8 @@ func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, start fu
 		return err
 	}
 	acfg := agent.Config{
-		DataDir: filepath.Join(dir, "agent"), RESTConfig: restConfig, NodeName: nodeName, NodeIP: nodeIP,
+		DataDir: filepath.Join(dir, "agent"), RESTConfig: restConfig, NodeName: node.name, NodeIP: node.ip,
+		ClusterDNS: []string{dnsIP}, ClusterCIDR: cfg.ClusterCIDR,
 		KubeletAddress: cfg.KubeletAddress, KubeletCert: &cert, ClientCA: bundle.CAPool, PodLogsDir: cfg.PodLogsDir, CgroupRoot: cfg.CgroupRoot,
 		Labels: map[string]string{"node-role.kubernetes.io/control-plane": ""},
 		Log:    cfg.Log.With("component", "agent"),
@@ -311,6 +311,77 @@ func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, start fu
 	var once sync.Once
 	start("node agent", func(ctx context.Context) error {
 		return agent.Run(ctx, acfg, func(*kubelet.Kubelet) { once.Do(func() { close(ready) }) })
+	})
+	return nil
+}
+
+// nodeIdentity is this machine's node name and address.
+type nodeIdentity struct{ name, ip string }
+
+// resolveNode names this machine's node: --node-name or the hostname, and --node-ip, the
+// advertise address or the default route's address.
+func resolveNode(cfg Config) (nodeIdentity, error) {
+	n := nodeIdentity{name: cfg.NodeName, ip: cfg.NodeIP}
+	if n.name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return n, err
+		}
+		n.name = strings.ToLower(h)
+	}
+	if n.ip == "" {
+		n.ip = cfg.AdvertiseAddress
+	}
+	if n.ip == "" {
+		ip, err := kubelet.DefaultNodeIP()
+		if err != nil {
+			return n, fmt.Errorf("no --node-ip and no default route to take one from: %w", err)
+		}
+		n.ip = ip
+	}
+	return n, nil
+}
+
+// inProcessConfig is a client configuration for a component of this process.
+func inProcessConfig(kubeconfig string, qps float32, burst int) (*rest.Config, error) {
+	c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	c.ContentType = "application/vnd.kubernetes.protobuf"
+	c.QPS, c.Burst = qps, burst
+	return c, nil
+}
+
+// startDNS runs the cluster DNS server on the node's address, port 53, and publishes it as
+// the kube-dns Service at dnsIP.
+func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, start func(string, func(context.Context) error)) error {
+	restConfig, err := inProcessConfig(kubeconfig, 100, 200)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	srv, err := dns.New(dns.Config{Address: hostPort(node.ip, 53), Log: cfg.Log.With("component", "dns")}, client)
+	if err != nil {
+		return err
+	}
+	start("cluster DNS", srv.Run)
+	start("kube-dns service", func(ctx context.Context) error {
+		select {
+		case <-srv.Ready():
+		case <-ctx.Done():
+			return nil
+		}
+		return wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+			if err := ensureKubeDNS(ctx, client, dnsIP, node.ip); err != nil {
+				cfg.Log.Warn("publishing cluster DNS", "err", err)
+				return false, nil
+			}
+			return true, nil
+		})
 	})
 	return nil
 }

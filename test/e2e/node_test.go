@@ -1,12 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,15 +23,24 @@ import (
 // The node cluster: `nanokube server` with its node agent (runtime and kubelet), in a
 // network namespace this package makes, with no route out. Tests that need real containers
 // share it, each in its own namespace; it starts on first use.
+//
+// With NANOKUBE_E2E_RUNTIME=containerd the same namespace holds instead the control plane
+// alone (`nanokube server --disable-agent`), containerd and `nanokube kubelet` driving it
+// over CRI (containerd_test.go).
 var node struct {
 	once       sync.Once
 	err        error
+	runtime    string
 	netns      string
 	dir        string
 	cgroupRoot string
-	cmd        *exec.Cmd
-	logf       *os.File
 	kubeconfig string
+	// server is `nanokube server`: with its agent for nanokube's runtime, the control plane
+	// only for containerd.
+	server *nodeProcess
+	// kubelet and containerd run only for containerd.
+	kubelet    *nodeProcess
+	containerd *containerdNode
 }
 
 const (
@@ -40,23 +49,47 @@ const (
 	testImage = "nanokube.test/busybox:1"
 )
 
+// The runtimes the node cluster can run its pods with, chosen by runtimeEnv.
+const (
+	runtimeEnv        = "NANOKUBE_E2E_RUNTIME"
+	runtimeNanokube   = "nanokube"
+	runtimeContainerd = "containerd"
+)
+
 // needNode skips when the machine cannot run containers, else starts the node cluster.
 func needNode(t *testing.T) {
 	t.Helper()
+	rt := os.Getenv(runtimeEnv)
+	switch rt {
+	case "":
+		rt = runtimeNanokube
+	case runtimeNanokube, runtimeContainerd:
+	default:
+		t.Fatalf("%s=%q: want %s or %s", runtimeEnv, rt, runtimeNanokube, runtimeContainerd)
+	}
 	if os.Getuid() != 0 {
 		t.Skip("node tests need root (network namespaces, mounts, cgroups, runc)")
 	}
-	for _, bin := range []string{"runc", "nsenter", "ip"} {
+	bins := []string{"runc", "nsenter", "ip"}
+	files := []string{"/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback", testimage.BusyboxPath}
+	if rt == runtimeContainerd {
+		bins = append(bins, "containerd", "containerd-shim-runc-v2", "ctr")
+		files = append(files, "/usr/lib/cni/portmap")
+	}
+	for _, bin := range bins {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s is not installed: run hack/install-deps.sh", bin)
 		}
 	}
-	for _, p := range []string{"/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback", testimage.BusyboxPath} {
+	for _, p := range files {
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("%s is missing: run hack/install-deps.sh", p)
 		}
 	}
-	node.once.Do(func() { node.err = startNode() })
+	node.once.Do(func() {
+		node.runtime = rt
+		node.err = startNode()
+	})
 	if node.err != nil {
 		t.Fatal(node.err)
 	}
@@ -66,6 +99,7 @@ func startNode() error {
 	node.netns = fmt.Sprintf("nke2e-%d", os.Getpid())
 	node.dir = filepath.Join(cluster.dir, "node")
 	node.cgroupRoot = "/" + node.netns
+	node.kubeconfig = filepath.Join(node.dir, "admin.kubeconfig")
 	for _, args := range [][]string{
 		{"netns", "add", node.netns},
 		{"-n", node.netns, "link", "set", "lo", "up"},
@@ -77,14 +111,17 @@ func startNode() error {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
+	img, err := testimage.Build(testimage.Spec{Cmd: []string{"sh"}, StopSignal: "SIGTERM"})
+	if err != nil {
+		return err
+	}
+	if node.runtime == runtimeContainerd {
+		return startContainerdNode(img)
+	}
 	// The runtime imports image archives from its images directory at start: the node
 	// needs no registry.
 	images := filepath.Join(node.dir, "agent", "runtime", "images")
 	if err := os.MkdirAll(images, 0o755); err != nil {
-		return err
-	}
-	img, err := testimage.Build(testimage.Spec{Cmd: []string{"sh"}, StopSignal: "SIGTERM"})
-	if err != nil {
 		return err
 	}
 	if err := testimage.WriteDockerArchive(filepath.Join(images, "busybox.tar"), testImage, img); err != nil {
@@ -93,42 +130,20 @@ func startNode() error {
 	return runNodeServer()
 }
 
-// runNodeServer starts (or restarts) the node cluster's server and waits for the node to
-// be Ready.
+// runNodeServer starts (or restarts) what runs the node's pods and waits for the node to
+// be Ready: for nanokube's runtime the whole server (agent included), for containerd the
+// kubelet alone, against the containerd and control plane that keep running.
 func runNodeServer() error {
-	logf, err := os.OpenFile(filepath.Join(cluster.dir, "node-server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	var err error
+	if node.runtime == runtimeContainerd {
+		err = startKubelet()
+	} else {
+		err = startNodeServer("--node-name", nodeName, "--pod-logs-dir", filepath.Join(node.dir, "pod-logs"),
+			"--cgroup-root", node.cgroupRoot)
+	}
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("nsenter", "--net=/var/run/netns/"+node.netns, cluster.bin, "server",
-		"--data-dir", node.dir, "--secure-port", "6443", "--bind-address", nodeIP, "--advertise-address", nodeIP,
-		"--node-name", nodeName, "--pod-logs-dir", filepath.Join(node.dir, "pod-logs"), "--cgroup-root", node.cgroupRoot,
-		"--etcd-unsafe-no-fsync", "--node-monitor-grace-period", "10s")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	node.cmd, node.logf = cmd, logf
-	found := make(chan struct{}, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if readyLine.MatchString(sc.Text()) {
-				found <- struct{}{}
-			}
-		}
-	}()
-	select {
-	case <-found:
-	case <-time.After(90 * time.Second):
-		log, _ := os.ReadFile(logf.Name())
-		return fmt.Errorf("node server not ready within 90s; its log:\n%s", tail(string(log), 4000))
-	}
-	node.kubeconfig = filepath.Join(node.dir, "admin.kubeconfig")
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		out, _ := exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + node.netns, "kubectl"},
@@ -141,6 +156,108 @@ func runNodeServer() error {
 	return fmt.Errorf("node %s not Ready within 60s", nodeName)
 }
 
+// startNodeServer runs `nanokube server` with extra flags and waits for its ready line.
+func startNodeServer(extra ...string) error {
+	args := append([]string{cluster.bin, "server",
+		"--data-dir", node.dir, "--secure-port", "6443", "--bind-address", nodeIP, "--advertise-address", nodeIP,
+		"--etcd-unsafe-no-fsync", "--node-monitor-grace-period", "10s"}, extra...)
+	p, err := startNodeProcess("node server", "node-server.log", args...)
+	if err != nil {
+		return err
+	}
+	node.server = p
+	return p.waitLog(readyLine, 90*time.Second)
+}
+
+// stopNodeServer ends what runNodeServer started, gracefully or with SIGKILL: the whole
+// server for nanokube's runtime; for containerd the kubelet only, as when a kubelet
+// crashes (containerd and the control plane keep running).
+func stopNodeServer(kill bool) {
+	if node.runtime == runtimeContainerd {
+		node.kubelet.stop(kill)
+		node.kubelet = nil
+		return
+	}
+	node.server.stop(kill)
+	node.server = nil
+}
+
+// nodeProcess is a process of the node cluster, run in its network namespace, its stdout
+// and stderr appended to a log file in the cluster's directory.
+type nodeProcess struct {
+	name   string
+	cmd    *exec.Cmd
+	logf   *os.File
+	offset int64         // the log's size when the process started: its own lines follow
+	exited chan struct{} // closed once the process has exited
+}
+
+func startNodeProcess(name, logName string, args ...string) (*nodeProcess, error) {
+	logf, err := os.OpenFile(filepath.Join(cluster.dir, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	st, err := logf.Stat()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	// nsenter without --fork execs the command: the process we start is the command.
+	cmd := exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + node.netns}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	p := &nodeProcess{name: name, cmd: cmd, logf: logf, offset: st.Size(), exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	return p, nil
+}
+
+// waitLog polls the process's log until one of its lines matches ready.
+func (p *nodeProcess) waitLog(ready *regexp.Regexp, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(p.logf.Name())
+		if int64(len(b)) > p.offset {
+			b = b[p.offset:]
+		} else {
+			b = nil
+		}
+		if ready.Match(b) {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited (%v) before it was ready; its log:\n%s", p.name, p.cmd.ProcessState, tail(string(b), 4000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s; its log:\n%s", p.name, timeout, tail(string(b), 4000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop ends the process, gracefully or with SIGKILL, and waits for it.
+func (p *nodeProcess) stop(kill bool) {
+	if p == nil {
+		return
+	}
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.logf.Close()
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -148,38 +265,20 @@ func tail(s string, n int) string {
 	return s
 }
 
-// stopNodeServer ends the server process: gracefully, or with SIGKILL.
-func stopNodeServer(kill bool) {
-	if node.cmd == nil {
-		return
-	}
-	sig := syscall.SIGTERM
-	if kill {
-		sig = syscall.SIGKILL
-	}
-	_ = node.cmd.Process.Signal(sig)
-	done := make(chan struct{})
-	go func() { _ = node.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = node.cmd.Process.Kill()
-		<-done
-	}
-	node.logf.Close()
-	node.cmd = nil
-}
-
-// stopNode stops the server, then removes every sandbox it left running through the
-// runtime (started alone on the same state), the mounts under its directory, its cgroups
-// and the network namespace.
+// stopNode stops the node cluster's processes, then removes every sandbox left running
+// through the runtime, the mounts under the node's directory, its cgroups and the network
+// namespace.
 func stopNode() {
 	if node.netns == "" {
 		return
 	}
-	stopNodeServer(false)
-	if err := removeAllPods(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: node cleanup:", err)
+	if node.runtime == runtimeContainerd {
+		stopContainerdNode()
+	} else {
+		stopNodeServer(false)
+		if err := removeAllPods(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: node cleanup:", err)
+		}
 	}
 	unmountUnder(node.dir)
 	controllers, _ := filepath.Glob("/sys/fs/cgroup/*")
@@ -189,6 +288,8 @@ func stopNode() {
 	_ = exec.Command("ip", "netns", "del", node.netns).Run()
 }
 
+// removeAllPods removes every sandbox through nanokube's runtime, started alone on the
+// agent's state.
 func removeAllPods() error {
 	root := filepath.Join(node.dir, "agent", "runtime")
 	sock := filepath.Join(root, "cri.sock")
@@ -200,10 +301,16 @@ func removeAllPods() error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
+	_, err := removeAllSandboxes(sock)
+	return err
+}
+
+// removeAllSandboxes stops and removes every pod sandbox of the CRI runtime listening on
+// sock (waiting for it to answer), and returns the UIDs of their pods.
+func removeAllSandboxes(sock string) (podUIDs []string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var rs internalapi.RuntimeService
-	var err error
 	for ctx.Err() == nil {
 		if _, serr := os.Stat(sock); serr == nil {
 			if rs, err = criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + sock).
@@ -214,19 +321,20 @@ func removeAllPods() error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if rs == nil {
-		return fmt.Errorf("runtime for cleanup: %v", err)
+		return nil, fmt.Errorf("runtime for cleanup: %v", err)
 	}
 	sbs, err := rs.ListPodSandbox(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, sb := range sbs {
+		podUIDs = append(podUIDs, sb.GetMetadata().GetUid())
 		_ = rs.StopPodSandbox(ctx, sb.Id)
 		if err := rs.RemovePodSandbox(ctx, sb.Id); err != nil {
-			return err
+			return podUIDs, err
 		}
 	}
-	return nil
+	return podUIDs, nil
 }
 
 func unmountUnder(dir string) {

@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A Service's ClusterIP and NodePort reach its pods through the agent's nftables proxy, and
+// pods resolve services through the cluster DNS at the kube-dns ClusterIP.
+func TestServiceNetworking(t *testing.T) {
+	needNode(t)
+	ns := nodeNamespace(t)
+	nkIn(t, `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: `+testImage+`
+        command: ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-headless}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 8080}]
+`, "-n", ns, "apply", "-f", "-")
+	nk(t, "-n", ns, "rollout", "status", "deployment/web", "--timeout=90s")
+	nk(t, "-n", ns, "run", "client", "--image", testImage, "--", "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done")
+	waitJSONPath(t, ns, "pod/client", "{.status.phase}", 60*time.Second, equals("Running"))
+
+	// ClusterIP, from a pod: both backends answer over a few requests. (HTTP through nc and
+	// names through nslookup: the static busybox's wget crashes in glibc's NSS in a
+	// container without NSS libraries.)
+	clusterIP := jsonpath(ns, "service/web", "{.spec.clusterIP}")
+	seen := map[string]bool{}
+	waitFor(t, "both backends through the ClusterIP", 60*time.Second, func() (string, bool) {
+		out, errOut, _ := nkRun(nil, "-n", ns, "exec", "client", "--", "sh", "-c", httpGet(clusterIP, "80"))
+		if i := strings.Index(out, "hello-from-"); i >= 0 {
+			seen[strings.TrimSpace(out[i:])] = true
+		}
+		return strings.Join(keys(seen), ",") + " " + errOut, len(seen) == 2
+	})
+
+	// Cluster DNS at the kube-dns ClusterIP: a full name, a short one through the search
+	// path, the API server's service, and a headless service's pods.
+	resolv := nk(t, "-n", ns, "exec", "client", "--", "cat", "/etc/resolv.conf")
+	mustContain(t, resolv, "nameserver 10.96.0.10", "search "+ns+".svc.cluster.local svc.cluster.local cluster.local", "ndots:5")
+	mustContain(t, nk(t, "-n", ns, "exec", "client", "--", "nslookup", "web."+ns+".svc.cluster.local"), clusterIP)
+	// busybox's nslookup tries every search domain and fails when any misses: its status
+	// says nothing here, its answers do.
+	mustContain(t, nk(t, "-n", ns, "exec", "client", "--", "sh", "-c", "nslookup web; true"), clusterIP)
+	mustContain(t, nk(t, "-n", ns, "exec", "client", "--", "sh", "-c", "nslookup kubernetes.default; true"), "10.96.0.1")
+	podIPs := strings.Fields(nk(t, "-n", ns, "get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.podIP}"))
+	headless := nk(t, "-n", ns, "exec", "client", "--", "nslookup", "web-headless."+ns+".svc.cluster.local")
+	for _, ip := range podIPs {
+		mustContain(t, headless, ip)
+	}
+
+	// NodePort, from the node's own network namespace and from a pod.
+	port := jsonpath(ns, "service/web", "{.spec.ports[0].nodePort}")
+	waitFor(t, "the NodePort to answer", 30*time.Second, func() (string, bool) {
+		out, err := exec.Command("nsenter", "--net=/var/run/netns/"+node.netns, "sh", "-c", strings.Replace(httpGet(nodeIP, port), "| nc", "| busybox nc", 1)).CombinedOutput()
+		return string(out), err == nil && strings.Contains(string(out), "hello-from-")
+	})
+
+	mustContain(t, nk(t, "-n", ns, "exec", "client", "--", "sh", "-c", httpGet(nodeIP, port)), "hello-from-")
+
+	// Scaled to zero, the service rejects at once instead of timing out.
+	nk(t, "-n", ns, "scale", "deployment/web", "--replicas=0")
+	waitFor(t, "connections to the empty service to be refused", 60*time.Second, func() (string, bool) {
+		out, _, _ := nkRun(nil, "-n", ns, "exec", "client", "--", "sh", "-c", httpGet(clusterIP, "80")+" 2>&1; true")
+		return out, strings.Contains(out, "refused") || strings.Contains(out, "unreachable")
+	})
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// httpGet is a shell command fetching /index.html from host:port with busybox's nc.
+func httpGet(host, port string) string {
+	return `printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 3 ` + host + " " + port
+}
