@@ -293,7 +293,7 @@ func (s *Server) proxyToNode(w http.ResponseWriter, r *http.Request, rs *resourc
 		}
 	case "nodes":
 		nodeName = req.name
-		path = "/" + strings.SplitN(strings.TrimPrefix(r.URL.Path, "/api/v1/nodes/"+req.name+"/proxy"), "?", 2)[0]
+		path = "/" + strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/api/v1/nodes/"+req.name+"/proxy"), "/")
 	default:
 		fail(notFoundPath())
 		return

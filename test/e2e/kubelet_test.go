@@ -75,6 +75,10 @@ spec:
 	}
 	nk(t, "-n", ns, "cp", local, pod+":/www/in.html")
 	mustContain(t, nk(t, "-n", ns, "exec", pod, "--", "cat", "/www/in.html"), "copied-in")
+
+	// The kubelet's own API through the API server's node proxy.
+	mustContain(t, nk(t, "get", "--raw", "/api/v1/nodes/"+nodeName+"/proxy/stats/summary"), `"nodeName":"`+nodeName+`"`, `"name":"`+pod+`"`)
+	mustContain(t, nk(t, "get", "--raw", "/api/v1/nodes/"+nodeName+"/proxy/metrics"), "kubelet_running_pods")
 }
 
 // logs -f follows a container to its end; a pod that completes is Succeeded.
@@ -90,6 +94,10 @@ func TestNodeLogsFollowAndCompletion(t *testing.T) {
 		t.Errorf("terminated reason = %q, want Completed", r)
 	}
 	mustContain(t, nk(t, "-n", ns, "get", "pod", "counter"), "Completed")
+
+	// kubectl run -i --rm attaches to the container, then deletes the pod.
+	mustContain(t, nk(t, "-n", ns, "run", "once", "-i", "--rm", "--restart=Never", "--image", testImage, "--", "sh", "-c", "sleep 1; echo attached-output"),
+		"attached-output")
 
 	// Graceful deletion: the container exits on SIGTERM and the pod goes at once.
 	nk(t, "-n", ns, "run", "sleeper", "--image", testImage, "--", "sh", "-c", `trap "exit 0" TERM; while true; do sleep 1; done`)
