@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -28,6 +27,11 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/nanokube/nanokube/internal/controller/controllerref"
+	"github.com/nanokube/nanokube/internal/controller/expectations"
+	"github.com/nanokube/nanokube/internal/controller/readiness"
+	"github.com/nanokube/nanokube/internal/controller/worker"
 )
 
 const (
@@ -75,7 +79,7 @@ type Controller struct {
 	recorder     record.EventRecorder
 	log          *slog.Logger
 	queue        workqueue.TypedRateLimitingInterface[string]
-	expectations *expectations
+	expectations *expectations.Expectations
 	clock        clock.Clock
 	// failedPodsBackoff spaces the deletions of failed pods per DaemonSet, generation and node,
 	// so that a pod the kubelet keeps rejecting is not recreated in a hot loop.
@@ -112,7 +116,7 @@ func New(cfg Config) (*Controller, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.setClock(clock.RealClock{})
-	if err := podInformer.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: indexByControllerUID}); err != nil {
+	if err := podInformer.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: controllerref.Index}); err != nil {
 		return nil, fmt.Errorf("pod informer: %w", err)
 	}
 	for _, h := range []struct {
@@ -134,64 +138,24 @@ func New(cfg Config) (*Controller, error) {
 // setClock makes availability, expectations and the failed-pod backoff use clk (tests).
 func (c *Controller) setClock(clk clock.Clock) {
 	c.clock = clk
-	c.expectations = newExpectations(clk.Now)
+	c.expectations = expectations.New(clk.Now)
 	c.failedPodsBackoff = flowcontrol.NewFakeBackOff(failedPodsBackoffInitial, failedPodsBackoffMax, clk)
 }
 
-// controllerUIDIndex indexes pods by their controller's UID, and orphans by
-// orphanKey(namespace), so that a sync looks at its own pods and the adoptable ones only.
+// controllerUIDIndex files pods under their controller's UID, and orphans under
+// controllerref.OrphanKey(namespace), so that a sync looks at its own pods and the adoptable
+// ones only.
 const controllerUIDIndex = "daemonset.nanokube.io/controller-uid"
 
-func orphanKey(namespace string) string { return "orphan/" + namespace }
-
-func indexByControllerUID(obj any) ([]string, error) {
-	m, ok := obj.(metav1.Object)
-	if !ok {
-		return nil, nil
-	}
-	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
-		return []string{string(ref.UID)}, nil
-	}
-	return []string{orphanKey(m.GetNamespace())}, nil
-}
-
-// Run starts workers and blocks until ctx is done.
+// Run starts workers, and the garbage collection of the failed-pod backoff, and blocks until
+// ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
 	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
-	}
 	wg.Go(func() {
 		wait.UntilWithContext(ctx, func(context.Context) { c.failedPodsBackoff.GC() }, backoffGCInterval)
 	})
-	<-ctx.Done()
-	c.queue.ShutDown()
+	worker.Pool{Queue: c.queue, Synced: c.synced, Sync: c.sync, Log: c.log, Name: "daemonset"}.Run(ctx, workers)
 	wg.Wait()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Info("sync failed, retrying", "daemonset", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
 }
 
 func key(o metav1.Object) string {
@@ -224,41 +188,20 @@ func (c *Controller) deleteDaemonSet(obj any) {
 			return
 		}
 	}
-	c.expectations.delete(key(ds))
+	c.expectations.Delete(key(ds))
 	c.enqueue(ds)
 }
 
 // resolveControllerRef returns the DaemonSet ref points to, if it is still the same object.
 func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.DaemonSet {
-	if ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-		return nil
-	}
-	ds, err := c.dsLister.DaemonSets(namespace).Get(ref.Name)
-	if err != nil || ds.UID != ref.UID {
-		return nil
-	}
-	return ds
+	return controllerref.Resolve(ref, controllerKind, c.dsLister.DaemonSets(namespace).Get)
 }
 
 // daemonSetsSelecting lists the DaemonSets of namespace whose selector matches set (the labels
 // of an orphan that one of them may adopt).
 func (c *Controller) daemonSetsSelecting(namespace string, set map[string]string) []*appsv1.DaemonSet {
-	if len(set) == 0 {
-		return nil
-	}
-	list, err := c.dsLister.DaemonSets(namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var out []*appsv1.DaemonSet
-	for _, ds := range list {
-		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(set)) {
-			continue
-		}
-		out = append(out, ds)
-	}
-	return out
+	return controllerref.Adopters(c.dsLister.DaemonSets(namespace).List,
+		func(ds *appsv1.DaemonSet) *metav1.LabelSelector { return ds.Spec.Selector }, set)
 }
 
 func (c *Controller) addHistory(obj any) {
@@ -331,7 +274,7 @@ func (c *Controller) addPod(obj any) {
 		if ds == nil {
 			return
 		}
-		c.expectations.creationObserved(key(ds))
+		c.expectations.CreationObserved(key(ds))
 		c.queue.Add(key(ds))
 		return
 	}
@@ -364,7 +307,7 @@ func (c *Controller) updatePod(old, cur any) {
 		}
 		c.queue.Add(key(ds))
 		// A pod that just became ready turns available minReadySeconds later.
-		if !podReady(o) && podReady(n) && ds.Spec.MinReadySeconds > 0 {
+		if !readiness.Ready(o) && readiness.Ready(n) && ds.Spec.MinReadySeconds > 0 {
 			c.enqueueAfter(ds, time.Duration(ds.Spec.MinReadySeconds)*time.Second+time.Second)
 		}
 		return
@@ -395,7 +338,7 @@ func (c *Controller) deletePod(obj any) {
 	if ds == nil {
 		return
 	}
-	c.expectations.deletionObserved(key(ds), key(pod))
+	c.expectations.DeletionObserved(key(ds), key(pod))
 	c.queue.Add(key(ds))
 }
 
@@ -461,7 +404,7 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 	}
 	ds, err := c.dsLister.DaemonSets(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.expectations.delete(k)
+		c.expectations.Delete(k)
 		return nil
 	}
 	if err != nil {
@@ -500,12 +443,12 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 	hash := cur.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
 	active := podsByNode(pods, false)
 
-	if !c.expectations.satisfied(k) {
+	if !c.expectations.Satisfied(k) {
 		// Only the status: the controller has not acted on this generation yet.
 		return c.updateStatus(ctx, ds, nodes, active, hash, false)
 	}
 	err = c.manage(ctx, ds, nodes, active, hash)
-	if err == nil && c.expectations.satisfied(k) && ds.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType {
+	if err == nil && c.expectations.Satisfied(k) && ds.Spec.UpdateStrategy.Type == appsv1.RollingUpdateDaemonSetStrategyType {
 		err = c.rollingUpdate(ctx, ds, nodes, active, hash)
 	}
 	if err == nil {
@@ -520,7 +463,7 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 // longer match its selector. Finished and terminating pods are included.
 func (c *Controller) claimPods(ctx context.Context, ds *appsv1.DaemonSet, selector labels.Selector) ([]*corev1.Pod, error) {
 	var candidates []*corev1.Pod
-	for _, k := range []string{string(ds.UID), orphanKey(ds.Namespace)} {
+	for _, k := range []string{string(ds.UID), controllerref.OrphanKey(ds.Namespace)} {
 		objs, err := c.podIndex.ByIndex(controllerUIDIndex, k)
 		if err != nil {
 			return nil, err
@@ -652,9 +595,9 @@ func (c *Controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, nod
 		pods = append([]*corev1.Pod(nil), pods...)
 		sort.Slice(pods, func(i, j int) bool { return olderPod(pods[i], pods[j]) })
 		pod := pods[0]
-		if podReady(pod) {
+		if readiness.Ready(pod) {
 			ready++
-			if podAvailable(pod, ds.Spec.MinReadySeconds, now) {
+			if readiness.Available(pod, ds.Spec.MinReadySeconds, now) {
 				available++
 			}
 		}
@@ -713,31 +656,4 @@ func olderPod(a, b *corev1.Pod) bool {
 
 func podFinished(p *corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-}
-
-func podReadyCondition(p *corev1.Pod) *corev1.PodCondition {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == corev1.PodReady {
-			return &p.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	c := podReadyCondition(p)
-	return c != nil && c.Status == corev1.ConditionTrue
-}
-
-// podAvailable reports whether p has been ready for minReadySeconds at now.
-func podAvailable(p *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	c := podReadyCondition(p)
-	if c == nil || c.Status != corev1.ConditionTrue {
-		return false
-	}
-	if minReadySeconds == 0 {
-		return true
-	}
-	d := time.Duration(minReadySeconds) * time.Second
-	return !c.LastTransitionTime.IsZero() && c.LastTransitionTime.Add(d).Before(now)
 }

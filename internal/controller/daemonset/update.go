@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/nanokube/nanokube/internal/controller/readiness"
 )
 
 // manage creates the missing daemon pods and deletes the ones that must go: on nodes the
@@ -97,7 +99,7 @@ func (c *Controller) podsShouldBeOnNode(node *corev1.Node, byNode map[string][]*
 			remove = append(remove, p)
 		}
 		if oldestNew != nil && oldestOld != nil &&
-			(!podReady(oldestOld) || podAvailable(oldestNew, ds.Spec.MinReadySeconds, c.clock.Now())) {
+			(!readiness.Ready(oldestOld) || readiness.Available(oldestNew, ds.Spec.MinReadySeconds, c.clock.Now())) {
 			remove = append(remove, oldestOld)
 		}
 		return create, remove
@@ -154,13 +156,14 @@ func (c *Controller) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, remove
 	for i, p := range remove {
 		removeKeys[i] = key(p)
 	}
-	c.expectations.expect(k, len(nodes), removeKeys)
+	c.expectations.ExpectCreations(k, len(nodes))
+	c.expectations.ExpectDeletions(k, removeKeys)
 
 	template := podTemplate(ds, hash)
 	attempted, createErr := slowStartBatch(len(nodes), 1, func(i int) error {
 		err := c.createPod(ctx, ds, template, nodes[i])
 		if err != nil {
-			c.expectations.creationObserved(k)
+			c.expectations.CreationObserved(k)
 			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 				return nil // the namespace controller is deleting everything here anyway
 			}
@@ -169,7 +172,7 @@ func (c *Controller) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, remove
 	})
 	// The pods never attempted will never be observed.
 	for range len(nodes) - attempted {
-		c.expectations.creationObserved(k)
+		c.expectations.CreationObserved(k)
 	}
 
 	var wg sync.WaitGroup
@@ -181,7 +184,7 @@ func (c *Controller) syncNodes(ctx context.Context, ds *appsv1.DaemonSet, remove
 				c.recorder.Eventf(ds, corev1.EventTypeNormal, reasonSuccessfulDelete, "Deleted pod: %v", p.Name)
 				return
 			}
-			c.expectations.deletionObserved(k, key(p))
+			c.expectations.DeletionObserved(k, key(p))
 			if !apierrors.IsNotFound(err) {
 				c.recorder.Eventf(ds, corev1.EventTypeWarning, reasonFailedDelete, "Error deleting: %v", err)
 				errc <- err
@@ -279,7 +282,7 @@ func (c *Controller) rollingUpdate(ctx context.Context, ds *appsv1.DaemonSet, no
 		return err
 	}
 	now := c.clock.Now()
-	available := func(p *corev1.Pod) bool { return podAvailable(p, ds.Spec.MinReadySeconds, now) }
+	available := func(p *corev1.Pod) bool { return readiness.Available(p, ds.Spec.MinReadySeconds, now) }
 	shouldRun := func(name string) bool {
 		n, ok := nodeByName[name]
 		if !ok {

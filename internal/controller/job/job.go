@@ -18,8 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
@@ -29,6 +27,11 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
+
+	"github.com/nanokube/nanokube/internal/controller/controllerref"
+	"github.com/nanokube/nanokube/internal/controller/expectations"
+	"github.com/nanokube/nanokube/internal/controller/readiness"
+	"github.com/nanokube/nanokube/internal/controller/worker"
 )
 
 var controllerKind = batchv1.SchemeGroupVersion.WithKind("Job")
@@ -44,8 +47,8 @@ const (
 	// orphanPodPrefix marks queue keys of pods that hold the tracking finalizer but whose Job
 	// is gone; Job keys ("namespace/name") never contain a colon.
 	orphanPodPrefix = "pod:"
-	// podIndex indexes pods by the UID of the Job that controls them, and orphans by
-	// orphanKey(namespace).
+	// podIndex files pods under the UID of their controller, and orphans under
+	// controllerref.OrphanKey(namespace).
 	podIndex = "job.nanokube.io/controller-uid"
 
 	messageBackoffLimit = "Job has reached the specified backoff limit"
@@ -77,8 +80,11 @@ type Controller struct {
 	log          *slog.Logger
 	clock        clock.WithTicker
 	queue        workqueue.TypedRateLimitingInterface[string]
-	expectations *expectations
-	backoff      *backoffStore
+	expectations *expectations.Expectations
+	// finalizerRemovals are the pods (by UID) whose tracking finalizer the controller is taking
+	// off: for the Job's count such a pod is gone, so they are deletions to expect.
+	finalizerRemovals *expectations.Expectations
+	backoff           *backoffStore
 
 	podFailureBackoff, maxPodFailureBackoff time.Duration
 }
@@ -116,10 +122,11 @@ func New(cfg Config) (*Controller, error) {
 	if c.maxPodFailureBackoff <= 0 {
 		c.maxPodFailureBackoff = DefaultMaxPodFailureBackoff
 	}
-	c.expectations = newExpectations(c.clock.Now)
+	c.expectations = expectations.New(c.clock.Now)
+	c.finalizerRemovals = expectations.New(c.clock.Now)
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "job", Clock: c.clock})
-	if err := pods.Informer().AddIndexers(cache.Indexers{podIndex: indexPod}); err != nil {
+	if err := pods.Informer().AddIndexers(cache.Indexers{podIndex: controllerref.Index}); err != nil {
 		return nil, fmt.Errorf("pod informer: %w", err)
 	}
 	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -139,62 +146,11 @@ func New(cfg Config) (*Controller, error) {
 	return c, nil
 }
 
-func orphanKey(namespace string) string { return "orphan/" + namespace }
-
-func indexPod(obj any) ([]string, error) {
-	p, ok := obj.(*corev1.Pod)
-	if !ok {
-		return nil, nil
-	}
-	if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
-		if isJobRef(ref) {
-			return []string{string(ref.UID)}, nil
-		}
-		return nil, nil
-	}
-	return []string{orphanKey(p.Namespace)}, nil
-}
-
-func isJobRef(ref *metav1.OwnerReference) bool {
-	return ref.Kind == controllerKind.Kind && ref.APIVersion == controllerKind.GroupVersion().String()
-}
-
 func key(o metav1.Object) string { return o.GetNamespace() + "/" + o.GetName() }
 
 // Run starts workers and blocks until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	k, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(k)
-	if err := c.sync(ctx, k); err != nil {
-		c.log.Info("sync failed, retrying", "job", k, "err", err)
-		c.queue.AddRateLimited(k)
-		return true
-	}
-	c.queue.Forget(k)
-	return true
+	worker.Pool{Queue: c.queue, Synced: c.synced, Sync: c.sync, Log: c.log, Name: "job"}.Run(ctx, workers)
 }
 
 func (c *Controller) enqueue(obj any) {
@@ -233,33 +189,13 @@ func (c *Controller) deleteJob(obj any) {
 
 // resolveJob returns the Job ref points to, if it is still the same object.
 func (c *Controller) resolveJob(namespace string, ref *metav1.OwnerReference) *batchv1.Job {
-	if !isJobRef(ref) {
-		return nil
-	}
-	job, err := c.jobLister.Jobs(namespace).Get(ref.Name)
-	if err != nil || job.UID != ref.UID {
-		return nil
-	}
-	return job
+	return controllerref.Resolve(ref, controllerKind, c.jobLister.Jobs(namespace).Get)
 }
 
 // jobsForOrphan lists the Jobs whose selector matches an orphan pod: they may adopt it.
 func (c *Controller) jobsForOrphan(pod *corev1.Pod) []*batchv1.Job {
-	if len(pod.Labels) == 0 {
-		return nil
-	}
-	jobs, err := c.jobLister.Jobs(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var out []*batchv1.Job
-	for _, j := range jobs {
-		sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(pod.Labels)) {
-			out = append(out, j)
-		}
-	}
-	return out
+	return controllerref.Adopters(c.jobLister.Jobs(pod.Namespace).List,
+		func(j *batchv1.Job) *metav1.LabelSelector { return j.Spec.Selector }, pod.Labels)
 }
 
 // podEvent settles the expectations a pod change answers and queues its Job; a pod that
@@ -278,10 +214,10 @@ func (c *Controller) podEvent(pod *corev1.Pod, gone bool) {
 	}
 	k := key(job)
 	if gone || pod.DeletionTimestamp != nil {
-		c.expectations.deletionObserved(k, key(pod))
+		c.expectations.DeletionObserved(k, key(pod))
 	}
 	if gone || !hasFinalizer(pod) {
-		c.expectations.finalizerRemovalObserved(k, pod.UID)
+		c.finalizerRemovals.DeletionObserved(k, string(pod.UID))
 	}
 	c.queue.Add(k)
 }
@@ -290,7 +226,7 @@ func (c *Controller) addPod(obj any) {
 	pod := obj.(*corev1.Pod)
 	if ref := metav1.GetControllerOf(pod); ref != nil {
 		if job := c.resolveJob(pod.Namespace, ref); job != nil {
-			c.expectations.creationObserved(key(job))
+			c.expectations.CreationObserved(key(job))
 		}
 		c.podEvent(pod, false)
 		return
@@ -372,7 +308,8 @@ func (c *Controller) syncJob(ctx context.Context, k string) error {
 	}
 	cached, err := c.jobLister.Jobs(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.expectations.delete(k)
+		c.expectations.Delete(k)
+		c.finalizerRemovals.Delete(k)
 		c.backoff.delete(k)
 		return nil
 	}
@@ -382,7 +319,7 @@ func (c *Controller) syncJob(ctx context.Context, k string) error {
 	if m := cached.Spec.ManagedBy; m != nil && *m != batchv1.JobControllerName {
 		return nil // another controller reconciles this Job
 	}
-	if !c.expectations.satisfied(k) {
+	if !c.expectations.Satisfied(k) || !c.finalizerRemovals.Satisfied(k) {
 		return nil // the events still expected will queue the Job again
 	}
 	pods, err := c.claimPods(ctx, cached)
@@ -544,7 +481,7 @@ func (c *Controller) reconcile(ctx context.Context, k string, job *batchv1.Job, 
 	nTerminating := int32(len(terminating) + len(active) - len(remaining))
 	ready := int32(0)
 	for _, p := range remaining {
-		if isReady(p) {
+		if readiness.Ready(p) {
 			ready++
 		}
 	}
@@ -716,7 +653,7 @@ func (c *Controller) createPods(ctx context.Context, k string, job *batchv1.Job,
 	if n == 0 {
 		return 0, nil
 	}
-	c.expectations.expectCreations(k, n)
+	c.expectations.ExpectCreations(k, n)
 	next := make(chan int, n)
 	for _, ix := range indexes {
 		next <- ix
@@ -738,7 +675,7 @@ func (c *Controller) createPods(ctx context.Context, k string, job *batchv1.Job,
 	})
 	// The pods never created will never be observed.
 	for range n - int(created.Load()) {
-		c.expectations.creationObserved(k)
+		c.expectations.CreationObserved(k)
 	}
 	if errors.Is(err, errNamespaceTerminating) {
 		err = nil // the namespace controller deletes everything here anyway
@@ -777,7 +714,7 @@ func (c *Controller) deletePods(ctx context.Context, k string, job *batchv1.Job,
 	var left []*corev1.Pod
 	var errs []error
 	fail := func(p *corev1.Pod, err error) {
-		c.expectations.deletionObserved(k, key(p))
+		c.expectations.DeletionObserved(k, key(p))
 		if apierrors.IsNotFound(err) {
 			return
 		}
@@ -787,9 +724,13 @@ func (c *Controller) deletePods(ctx context.Context, k string, job *batchv1.Job,
 		errs = append(errs, err)
 		mu.Unlock()
 	}
+	keys := make([]string, len(pods))
+	for i, p := range pods {
+		keys[i] = key(p)
+	}
+	c.expectations.ExpectDeletions(k, keys)
 	var wg sync.WaitGroup
 	for _, p := range pods {
-		c.expectations.expectDeletion(k, key(p))
 		wg.Go(func() {
 			if hasFinalizer(p) {
 				if err := c.removeFinalizer(ctx, p); err != nil {
@@ -804,7 +745,7 @@ func (c *Controller) deletePods(ctx context.Context, k string, job *batchv1.Job,
 			}
 			if cur, ok := c.cachedPod(p); !ok || cur.DeletionTimestamp != nil {
 				// its event came before the expectation: it will not come again
-				c.expectations.deletionObserved(k, key(p))
+				c.expectations.DeletionObserved(k, key(p))
 			}
 			c.recorder.Eventf(job, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %v", p.Name)
 		})
@@ -819,14 +760,18 @@ func (c *Controller) removeFinalizers(ctx context.Context, k string, pods []*cor
 	var mu sync.Mutex
 	released := map[types.UID]bool{}
 	var errs []error
+	uids := make([]string, len(pods))
+	for i, p := range pods {
+		uids[i] = string(p.UID)
+	}
+	c.finalizerRemovals.ExpectDeletions(k, uids)
 	var wg sync.WaitGroup
 	for _, p := range pods {
-		c.expectations.expectFinalizerRemoval(k, p.UID)
 		wg.Go(func() {
 			err := c.removeFinalizer(ctx, p)
 			if cur, ok := c.cachedPod(p); err != nil || !ok || !hasFinalizer(cur) {
 				// failed, or its event came before the expectation: none is coming
-				c.expectations.finalizerRemovalObserved(k, p.UID)
+				c.finalizerRemovals.DeletionObserved(k, string(p.UID))
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -896,7 +841,7 @@ func (c *Controller) claimPods(ctx context.Context, job *batchv1.Job) ([]*corev1
 	if job.DeletionTimestamp != nil {
 		return out, errors.Join(errs...)
 	}
-	orphans, err := c.pods.ByIndex(podIndex, orphanKey(job.Namespace))
+	orphans, err := c.pods.ByIndex(podIndex, controllerref.OrphanKey(job.Namespace))
 	if err != nil {
 		return nil, err
 	}

@@ -316,7 +316,8 @@ func (f *fixture) nextRound(name string, edit func(*batchv1.Job)) {
 	if err := f.factory.Batch().V1().Jobs().Informer().GetIndexer().Update(j); err != nil {
 		f.t.Fatal(err)
 	}
-	f.c.expectations.delete("default/" + name)
+	f.c.expectations.Delete("default/" + name)
+	f.c.finalizerRemovals.Delete("default/" + name)
 	f.client.ClearActions()
 }
 

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/nanokube/nanokube/internal/controller/readiness"
 )
 
 const (
@@ -26,15 +28,6 @@ func isActive(p *corev1.Pod) bool {
 
 func isTerminating(p *corev1.Pod) bool {
 	return p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
-}
-
-func isReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func hasFinalizer(p *corev1.Pod) bool {
@@ -188,8 +181,8 @@ func removeBefore(a, b *corev1.Pod) bool {
 	if phaseRank[a.Status.Phase] != phaseRank[b.Status.Phase] {
 		return phaseRank[a.Status.Phase] < phaseRank[b.Status.Phase]
 	}
-	if isReady(a) != isReady(b) {
-		return !isReady(a)
+	if readiness.Ready(a) != readiness.Ready(b) {
+		return !readiness.Ready(a)
 	}
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return b.CreationTimestamp.Before(&a.CreationTimestamp)

@@ -18,8 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	appsinformers "k8s.io/client-go/informers/apps/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -27,6 +25,11 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/nanokube/nanokube/internal/controller/controllerref"
+	"github.com/nanokube/nanokube/internal/controller/expectations"
+	"github.com/nanokube/nanokube/internal/controller/readiness"
+	"github.com/nanokube/nanokube/internal/controller/worker"
 )
 
 // burstReplicas caps the creations or deletions of one sync, as in Kubernetes.
@@ -48,7 +51,7 @@ type Controller struct {
 
 	recorder     record.EventRecorder
 	log          *slog.Logger
-	expectations *expectations
+	expectations *expectations.Expectations
 	queue        workqueue.TypedRateLimitingInterface[string]
 	now          func() time.Time
 }
@@ -65,7 +68,7 @@ func New(client kubernetes.Interface, pods coreinformers.PodInformer, rss appsin
 		podIndex:     pods.Informer().GetIndexer(),
 		recorder:     recorder,
 		log:          log,
-		expectations: newExpectations(),
+		expectations: expectations.New(nil),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
 		now: time.Now,
@@ -80,70 +83,21 @@ func New(client kubernetes.Interface, pods coreinformers.PodInformer, rss appsin
 		UpdateFunc: c.updatePod,
 		DeleteFunc: c.deletePod,
 	})
-	if err := pods.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: indexByControllerUID}); err != nil {
+	if err := pods.Informer().AddIndexers(cache.Indexers{controllerUIDIndex: controllerref.Index}); err != nil {
 		return nil, fmt.Errorf("pod informer: %w", err)
 	}
 	return c, nil
 }
 
-// controllerUIDIndex indexes pods by their controller's UID, and orphans by orphanKey(namespace),
-// so that a sync looks at its own pods and the adoptable ones, not at the whole namespace.
+// controllerUIDIndex files pods under their controller's UID, and orphans under
+// controllerref.OrphanKey(namespace), so that a sync looks at its own pods and the adoptable
+// ones, not at the whole namespace.
 const controllerUIDIndex = "replicaset.nanokube.io/controller-uid"
-
-func orphanKey(namespace string) string { return "orphan/" + namespace }
-
-func indexByControllerUID(obj any) ([]string, error) {
-	m, err := metaAccessor(obj)
-	if err != nil {
-		return nil, nil
-	}
-	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
-		return []string{string(ref.UID)}, nil
-	}
-	return []string{orphanKey(m.GetNamespace())}, nil
-}
-
-func metaAccessor(obj any) (metav1.Object, error) {
-	if o, ok := obj.(metav1.Object); ok {
-		return o, nil
-	}
-	return nil, errors.New("not an object")
-}
 
 // Run starts workers and blocks until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.rsSynced, c.podSynced) {
-		return
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.worker, time.Second) })
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Info("sync failed, retrying", "replicaset", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	worker.Pool{Queue: c.queue, Synced: []cache.InformerSynced{c.rsSynced, c.podSynced}, Sync: c.sync,
+		Log: c.log, Name: "replicaset"}.Run(ctx, workers)
 }
 
 func (c *Controller) enqueue(obj any) {
@@ -181,7 +135,7 @@ func (c *Controller) deleteRS(obj any) {
 			return
 		}
 	}
-	c.expectations.delete(key(rs))
+	c.expectations.Delete(key(rs))
 	c.enqueue(rs)
 }
 
@@ -194,34 +148,13 @@ func key(o metav1.Object) string {
 
 // resolveControllerRef returns the ReplicaSet ref points to, if it is still the same object.
 func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.ReplicaSet {
-	if ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-		return nil
-	}
-	rs, err := c.rsLister.ReplicaSets(namespace).Get(ref.Name)
-	if err != nil || rs.UID != ref.UID {
-		return nil
-	}
-	return rs
+	return controllerref.Resolve(ref, controllerKind, c.rsLister.ReplicaSets(namespace).Get)
 }
 
 // replicaSetsForPod lists the ReplicaSets whose selector matches an orphan pod.
 func (c *Controller) replicaSetsForPod(pod *corev1.Pod) []*appsv1.ReplicaSet {
-	if len(pod.Labels) == 0 {
-		return nil
-	}
-	list, err := c.rsLister.ReplicaSets(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var out []*appsv1.ReplicaSet
-	for _, rs := range list {
-		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
-			continue
-		}
-		out = append(out, rs)
-	}
-	return out
+	return controllerref.Adopters(c.rsLister.ReplicaSets(pod.Namespace).List,
+		func(rs *appsv1.ReplicaSet) *metav1.LabelSelector { return rs.Spec.Selector }, pod.Labels)
 }
 
 func (c *Controller) addPod(obj any) {
@@ -235,7 +168,7 @@ func (c *Controller) addPod(obj any) {
 		if rs == nil {
 			return
 		}
-		c.expectations.creationObserved(key(rs))
+		c.expectations.CreationObserved(key(rs))
 		c.queue.Add(key(rs))
 		return
 	}
@@ -272,7 +205,7 @@ func (c *Controller) updatePod(old, cur any) {
 		}
 		c.queue.Add(key(rs))
 		// A pod that just became ready turns available minReadySeconds later.
-		if !podReady(o) && podReady(n) && rs.Spec.MinReadySeconds > 0 {
+		if !readiness.Ready(o) && readiness.Ready(n) && rs.Spec.MinReadySeconds > 0 {
 			c.enqueueAfter(rs, time.Duration(rs.Spec.MinReadySeconds)*time.Second+time.Second)
 		}
 		return
@@ -303,7 +236,7 @@ func (c *Controller) deletePod(obj any) {
 	if rs == nil {
 		return
 	}
-	c.expectations.deletionObserved(key(rs), key(pod))
+	c.expectations.DeletionObserved(key(rs), key(pod))
 	c.queue.Add(key(rs))
 }
 
@@ -315,7 +248,7 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 	}
 	rs, err := c.rsLister.ReplicaSets(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.expectations.delete(k)
+		c.expectations.Delete(k)
 		return nil
 	}
 	if err != nil {
@@ -326,7 +259,7 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 		c.recorder.Eventf(rs, corev1.EventTypeWarning, "InvalidSelector", "Invalid selector: %v", err)
 		return nil
 	}
-	needsSync := c.expectations.satisfied(k)
+	needsSync := c.expectations.Satisfied(k)
 
 	candidates, terminating, err := c.candidatePods(rs)
 	if err != nil {
@@ -360,7 +293,7 @@ func (c *Controller) sync(ctx context.Context, k string) error {
 func (c *Controller) candidatePods(rs *appsv1.ReplicaSet) ([]*corev1.Pod, int32, error) {
 	var out []*corev1.Pod
 	var terminating int32
-	for _, key := range []string{string(rs.UID), orphanKey(rs.Namespace)} {
+	for _, key := range []string{string(rs.UID), controllerref.OrphanKey(rs.Namespace)} {
 		objs, err := c.podIndex.ByIndex(controllerUIDIndex, key)
 		if err != nil {
 			return nil, 0, err
@@ -468,7 +401,7 @@ func (c *Controller) manageReplicas(ctx context.Context, pods []*corev1.Pod, rs 
 	switch {
 	case diff < 0:
 		n := min(-diff, burstReplicas)
-		c.expectations.expectCreations(k, n)
+		c.expectations.ExpectCreations(k, n)
 		created, err := slowStartBatch(n, 1, func() error {
 			err := c.createPod(ctx, rs)
 			if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
@@ -478,7 +411,7 @@ func (c *Controller) manageReplicas(ctx context.Context, pods []*corev1.Pod, rs 
 		})
 		// The pods never created will never be observed: lower the expectations for them.
 		for range n - created {
-			c.expectations.creationObserved(k)
+			c.expectations.CreationObserved(k)
 		}
 		return err
 	case diff > 0:
@@ -488,14 +421,14 @@ func (c *Controller) manageReplicas(ctx context.Context, pods []*corev1.Pod, rs 
 		for i, p := range victims {
 			keys[i] = key(p)
 		}
-		c.expectations.expectDeletions(k, keys)
+		c.expectations.ExpectDeletions(k, keys)
 		var wg sync.WaitGroup
 		errc := make(chan error, n)
 		for _, p := range victims {
 			wg.Go(func() {
 				err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{})
 				if err != nil {
-					c.expectations.deletionObserved(k, key(p))
+					c.expectations.DeletionObserved(k, key(p))
 					if apierrors.IsNotFound(err) {
 						return
 					}
@@ -577,33 +510,6 @@ func isPodActive(p *corev1.Pod) bool {
 	return p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil
 }
 
-func podReadyCondition(p *corev1.Pod) *corev1.PodCondition {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == corev1.PodReady {
-			return &p.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	c := podReadyCondition(p)
-	return c != nil && c.Status == corev1.ConditionTrue
-}
-
-// podAvailable reports whether p has been ready for minReadySeconds at now.
-func podAvailable(p *corev1.Pod, minReadySeconds int32, now time.Time) bool {
-	c := podReadyCondition(p)
-	if c == nil || c.Status != corev1.ConditionTrue {
-		return false
-	}
-	if minReadySeconds == 0 {
-		return true
-	}
-	d := time.Duration(minReadySeconds) * time.Second
-	return !c.LastTransitionTime.IsZero() && c.LastTransitionTime.Add(d).Before(now)
-}
-
 // podsToDelete picks the n pods that cost least to lose, in Kubernetes' order.
 func podsToDelete(pods []*corev1.Pod, n int) []*corev1.Pod {
 	if n >= len(pods) {
@@ -639,8 +545,8 @@ func deleteBefore(a, b *corev1.Pod, rankA, rankB int) bool {
 		return phaseOrder[a.Status.Phase] < phaseOrder[b.Status.Phase]
 	}
 	// 3. not ready before ready
-	if podReady(a) != podReady(b) {
-		return !podReady(a)
+	if readiness.Ready(a) != readiness.Ready(b) {
+		return !readiness.Ready(a)
 	}
 	// 4. lower pod-deletion-cost first
 	if ca, cb := deletionCost(a), deletionCost(b); ca != cb {
@@ -651,8 +557,8 @@ func deleteBefore(a, b *corev1.Pod, rankA, rankB int) bool {
 		return rankA > rankB
 	}
 	// 6. ready for less time first
-	if podReady(a) && podReady(b) {
-		ta, tb := podReadyCondition(a).LastTransitionTime, podReadyCondition(b).LastTransitionTime
+	if readiness.Ready(a) && readiness.Ready(b) {
+		ta, tb := readiness.Condition(a).LastTransitionTime, readiness.Condition(b).LastTransitionTime
 		if !ta.Equal(&tb) {
 			return afterOrZero(&ta, &tb)
 		}
@@ -703,9 +609,9 @@ func calculateStatus(rs *appsv1.ReplicaSet, pods []*corev1.Pod, terminating int3
 		if templateLabels.Matches(labels.Set(p.Labels)) {
 			fully++
 		}
-		if podReady(p) {
+		if readiness.Ready(p) {
 			ready++
-			if podAvailable(p, rs.Spec.MinReadySeconds, now) {
+			if readiness.Available(p, rs.Spec.MinReadySeconds, now) {
 				available++
 			}
 		}

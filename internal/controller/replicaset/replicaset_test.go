@@ -275,11 +275,11 @@ func TestSyncIgnoresOtherControllersPods(t *testing.T) {
 
 func TestSyncDeletedReplicaSetForgetsExpectations(t *testing.T) {
 	f := newFixture(t)
-	f.c.expectations.expectCreations("default/gone", 3)
+	f.c.expectations.ExpectCreations("default/gone", 3)
 	if err := f.sync("default/gone"); err != nil {
 		t.Fatal(err)
 	}
-	if !f.c.expectations.satisfied("default/gone") {
+	if !f.c.expectations.Satisfied("default/gone") {
 		t.Fatal("expectations kept for a deleted ReplicaSet")
 	}
 	expectVerbs(t, f.actions())
