@@ -34,15 +34,14 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	criclient "k8s.io/cri-client/pkg"
 
 	"github.com/nanokube/nanokube/bench/internal/perfdoc"
+	"github.com/nanokube/nanokube/internal/nodecleanup"
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
 
@@ -325,16 +324,19 @@ func (n *node) shims() []int {
 func (n *node) cleanup() {
 	stop(n.kubelet)
 	if n.rt != nil {
-		if err := removeAllPods(filepath.Join(n.work, "runtime", "cri.sock")); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		_, err := nodecleanup.RemoveSandboxes(ctx, filepath.Join(n.work, "runtime", "cri.sock"))
+		cancel()
+		if err != nil {
 			progress("cleanup: %v", err)
 		}
 	}
 	stop(n.rt)
 	stop(n.server)
-	unmountUnder(n.work)
+	nodecleanup.Unmount(n.work)
 	controllers, _ := filepath.Glob("/sys/fs/cgroup/*")
 	for _, c := range controllers {
-		removeCgroups(filepath.Join(c, n.cgroupRoot))
+		nodecleanup.RemoveCgroups(filepath.Join(c, n.cgroupRoot))
 	}
 	_ = exec.Command("ip", "netns", "del", n.netns).Run()
 	_ = os.RemoveAll(n.work)
@@ -353,58 +355,6 @@ func stop(cmd *exec.Cmd) {
 		_ = cmd.Process.Kill()
 		<-done
 	}
-}
-
-func removeAllPods(sock string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rs, err := criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + sock).
-		WithConnectionTimeout(10 * time.Second).WithTracerProvider(nil).Build(ctx)
-	if err != nil {
-		return err
-	}
-	sbs, err := rs.ListPodSandbox(ctx, nil)
-	if err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	for _, sb := range sbs {
-		wg.Go(func() {
-			_ = rs.StopPodSandbox(ctx, sb.Id)
-			_ = rs.RemovePodSandbox(ctx, sb.Id)
-		})
-	}
-	wg.Wait()
-	return nil
-}
-
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-	}
-}
-
-func removeCgroups(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			removeCgroups(filepath.Join(dir, e.Name()))
-		}
-	}
-	_ = unix.Rmdir(dir)
 }
 
 func rss(pid int) int64 {

@@ -36,6 +36,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nanokube/nanokube/internal/nodecleanup"
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
 
@@ -169,7 +170,7 @@ func benchNanokube(work, imageTar string, pods int) (result, error) {
 		helpers: func() []int { return procsWithEnv("NANOKUBE_RUNTIME_SHIM=" + root + "/") }}
 	defer func() {
 		stop(rt)
-		unmountUnder(dir)
+		nodecleanup.Unmount(dir)
 		_ = exec.Command("ip", "link", "del", bridge).Run()
 	}()
 	return measure(rt, pods)
@@ -248,7 +249,7 @@ state = %q
 		}}
 	defer func() {
 		stop(rt)
-		unmountUnder(dir)
+		nodecleanup.Unmount(dir)
 		_ = exec.Command("ip", "link", "del", bridge).Run()
 	}()
 	if err := waitSocket(sock, 20*time.Second); err != nil {
@@ -484,23 +485,4 @@ func pauseChildren(pid int) []int {
 		}
 	}
 	return out
-}
-
-// unmountUnder lazily unmounts whatever is still mounted below dir, deepest first.
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
-	for _, m := range mounts {
-		_ = syscall.Unmount(m, syscall.MNT_DETACH)
-	}
 }

@@ -2,7 +2,6 @@ package kubelet
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -205,13 +204,4 @@ func (k *Kubelet) collectOrphans(ctx context.Context) {
 	for _, uid := range orphans {
 		k.ensureWorker(ctx, uid)
 	}
-}
-
-// waitGroupFunc runs fs concurrently and waits for all of them.
-func waitGroupFunc(fs ...func()) {
-	var wg sync.WaitGroup
-	for _, f := range fs {
-		wg.Go(f)
-	}
-	wg.Wait()
 }

@@ -10,12 +10,12 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nanokube/nanokube/internal/kubelet/prober"
+	"github.com/nanokube/nanokube/internal/nodecleanup"
 )
 
 // podRuntime is what the runtime holds for one pod.
@@ -462,7 +462,10 @@ func (k *Kubelet) teardownPod(ctx context.Context, uid types.UID) error {
 	if err := k.volumes.Teardown(ctx, uid); err != nil {
 		return err
 	}
-	removePodCgroups(k.cfg.CgroupRoot, uid)
+	// runc leaves the pod cgroups it made as parents.
+	for _, qos := range []string{"", "burstable", "besteffort"} {
+		nodecleanup.RemoveCgroupsEverywhere(filepath.Join(k.cfg.CgroupRoot, qos, "pod"+string(uid)))
+	}
 	if logDir != "" {
 		if err := os.RemoveAll(logDir); err != nil {
 			return err
@@ -570,29 +573,3 @@ func sandboxIP(st *runtimeapi.PodSandboxStatus) string {
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
-
-// removePodCgroups removes the pod's cgroup directories (runc leaves the parents it made).
-// Only empty cgroups can go; anything still busy stays for the next housekeeping pass.
-func removePodCgroups(root string, uid types.UID) {
-	controllers, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, ctrl := range controllers {
-		for _, qos := range []string{"", "burstable", "besteffort"} {
-			dir := filepath.Join(ctrl, root, qos, "pod"+string(uid))
-			removeCgroupTree(dir)
-		}
-	}
-}
-
-// removeCgroupTree removes dir and its sub-cgroups, deepest first.
-func removeCgroupTree(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			removeCgroupTree(filepath.Join(dir, e.Name()))
-		}
-	}
-	_ = unix.Rmdir(dir)
-}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"crypto/tls"
@@ -20,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/nanokube/nanokube/internal/nodecleanup"
 	"github.com/nanokube/nanokube/internal/pki"
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
@@ -251,8 +253,11 @@ func stopContainerdNode() {
 		case <-c.proc.exited:
 			fmt.Fprintf(os.Stderr, "e2e: node cleanup: containerd had exited (%v)\n", c.proc.cmd.ProcessState)
 		default:
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			var err error
-			if podUIDs, err = removeAllSandboxes(c.sock); err != nil {
+			podUIDs, err = nodecleanup.RemoveSandboxes(ctx, c.sock)
+			cancel()
+			if err != nil {
 				fmt.Fprintln(os.Stderr, "e2e: node cleanup:", err)
 			}
 		}
@@ -308,7 +313,7 @@ func stopContainerdNode() {
 				continue
 			}
 			for _, qos := range []string{"", "burstable", "besteffort"} {
-				removeCgroups(filepath.Join(kubepods, qos, "pod"+uid))
+				nodecleanup.RemoveCgroups(filepath.Join(kubepods, qos, "pod"+uid))
 			}
 		}
 		if !c.kubepods[ctrl] {

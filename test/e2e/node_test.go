@@ -13,10 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-	internalapi "k8s.io/cri-api/pkg/apis"
-	criclient "k8s.io/cri-client/pkg"
-
+	"github.com/nanokube/nanokube/internal/nodecleanup"
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
 
@@ -280,10 +277,10 @@ func stopNode() {
 			fmt.Fprintln(os.Stderr, "e2e: node cleanup:", err)
 		}
 	}
-	unmountUnder(node.dir)
+	nodecleanup.Unmount(node.dir)
 	controllers, _ := filepath.Glob("/sys/fs/cgroup/*")
 	for _, c := range controllers {
-		removeCgroups(filepath.Join(c, node.cgroupRoot))
+		nodecleanup.RemoveCgroups(filepath.Join(c, node.cgroupRoot))
 	}
 	_ = exec.Command("ip", "netns", "del", node.netns).Run()
 }
@@ -301,70 +298,10 @@ func removeAllPods() error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
-	_, err := removeAllSandboxes(sock)
-	return err
-}
-
-// removeAllSandboxes stops and removes every pod sandbox of the CRI runtime listening on
-// sock (waiting for it to answer), and returns the UIDs of their pods.
-func removeAllSandboxes(sock string) (podUIDs []string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var rs internalapi.RuntimeService
-	for ctx.Err() == nil {
-		if _, serr := os.Stat(sock); serr == nil {
-			if rs, err = criclient.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + sock).
-				WithConnectionTimeout(10 * time.Second).WithTracerProvider(nil).Build(ctx); err == nil {
-				break
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if rs == nil {
-		return nil, fmt.Errorf("runtime for cleanup: %v", err)
-	}
-	sbs, err := rs.ListPodSandbox(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	for _, sb := range sbs {
-		podUIDs = append(podUIDs, sb.GetMetadata().GetUid())
-		_ = rs.StopPodSandbox(ctx, sb.Id)
-		if err := rs.RemovePodSandbox(ctx, sb.Id); err != nil {
-			return podUIDs, err
-		}
-	}
-	return podUIDs, nil
-}
-
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-	}
-}
-
-func removeCgroups(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			removeCgroups(filepath.Join(dir, e.Name()))
-		}
-	}
-	_ = unix.Rmdir(dir)
+	_, err := nodecleanup.RemoveSandboxes(ctx, sock)
+	return err
 }
 
 func nodeKubectlArgs(args ...string) []string {
