@@ -2,7 +2,7 @@
 // a network namespace made here: the time of one full sync of -services Services × 10
 // endpoints (1,000 and 10,000 by default), the time from an EndpointSlice update reaching the
 // Proxier through a fake clientset to the changed rule being committed in the kernel (p50,
-// p99 over -changes updates, seen by `nft monitor`), and, as a baseline, `nft -f` of the same
+// p99 over -changes updates, reported by the proxy once the kernel accepted the transaction), and, as a baseline, `nft -f` of the same
 // Services rendered the way the proxy did before (one anonymous `numgen random mod N vmap`
 // per Service, every chain flushed as it is added).
 //
@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -28,9 +27,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -111,7 +110,7 @@ func (r result) render() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Full sync: Services × %d ready endpoints written into an empty table (Run to Ready). "+
-		"Endpoint change: one EndpointSlice updated through a fake clientset to the new rule committed, seen by `nft monitor`.\n\n", endpoints)
+		"Endpoint change: one EndpointSlice updated through a fake clientset to the new rule committed, reported by the proxy once the kernel accepted the transaction.\n\n", endpoints)
 	fmt.Fprintf(&b, "| measure | result | goal |\n| --- | --- | --- |\n")
 	for _, f := range r.full {
 		goal := "-"
@@ -240,8 +239,17 @@ func measure(ctx context.Context, n *netns, count, changes int) (fullSync, []tim
 		objs = append(objs, s)
 	}
 	client := fake.NewClientset(objs...)
+	programmed := make(chan string, 1024)
 	p, err := proxy.New(proxy.Config{NodeName: "node-0", ClusterCIDR: "10.128.0.0/10", TableName: table,
-		SyncPeriod: time.Hour, Log: slog.New(slog.DiscardHandler)}, client, nil)
+		SyncPeriod: time.Hour, Log: slog.New(slog.DiscardHandler),
+		Programmed: func(keys []string) {
+			if len(keys) > 10 {
+				return // the full sync
+			}
+			for _, k := range keys {
+				programmed <- k
+			}
+		}}, client, nil)
 	if err != nil {
 		return fullSync{}, nil, err
 	}
@@ -267,113 +275,42 @@ func measure(ctx context.Context, n *netns, count, changes int) (fullSync, []tim
 	}
 
 	progress("timing %d endpoint changes on %d Services", changes, count)
-	mon, err := startMonitor(n)
-	if err != nil {
-		return full, nil, err
-	}
-	defer mon.stop()
 	var lat []time.Duration
 	for i := range changes {
 		k := (i * 7919) % len(sl) // spread over the table, deterministically
 		s := sl[k].DeepCopy()
-		ip := fmt.Sprintf("10.%d.%d.%d", 192+(i>>16)&63, (i>>8)&255, i&255)
-		s.Endpoints[0].Addresses = []string{ip}
-		want := "dnat to " + ip + ":8080"
-		mon.expect(want)
+		s.Endpoints[0].Addresses = []string{fmt.Sprintf("10.%d.%d.%d", 192+(i>>16)&63, (i>>8)&255, i&255)}
+		key := s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]
 		t0 := time.Now()
 		if _, err := client.DiscoveryV1().EndpointSlices(s.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 			return full, nil, err
 		}
-		at, err := mon.wait(10 * time.Second)
-		if err != nil {
-			return full, nil, fmt.Errorf("change %d (%s): %w", i, want, err)
+		if err := waitProgrammed(programmed, key, 10*time.Second); err != nil {
+			return full, nil, fmt.Errorf("change %d: %w", i, err)
 		}
-		lat = append(lat, at.Sub(t0))
+		lat = append(lat, time.Since(t0))
 		sl[k] = s
 	}
 	return full, lat, nil
 }
 
-// monitor follows `nft monitor` in the namespace and reports when a rule containing an
-// expected string is committed.
-type monitor struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	want string
-	seen chan time.Time
-}
-
-func startMonitor(n *netns) (*monitor, error) {
-	// stdbuf: nft prints through stdio, which a pipe would otherwise buffer for seconds.
-	m := &monitor{cmd: exec.Command("nsenter", "--net="+n.path, "stdbuf", "-oL", "nft", "monitor"), seen: make(chan time.Time, 1)}
-	m.cmd.Stderr = os.Stderr
-	out, err := m.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := m.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			now := time.Now()
-			if os.Getenv("BENCH_DEBUG") != "" {
-				fmt.Fprintln(os.Stderr, "monitor:", sc.Text())
-			}
-			m.mu.Lock()
-			if m.want != "" && strings.Contains(sc.Text(), m.want) {
-				m.want = ""
-				m.seen <- now
-			}
-			m.mu.Unlock()
-		}
-	}()
-	// The monitor is listening once it reports a rule change; make one.
-	probe := fmt.Sprintf("add chain ip %s bench-probe\nadd rule ip %s bench-probe counter comment \"probe\"\ndelete chain ip %s bench-probe\n", table, table, table)
-	m.expect("probe")
-	deadline := time.Now().Add(2 * time.Minute) // nft monitor first reads the whole table
-	for {
-		if err := n.nft(context.Background(), strings.NewReader(probe), "-f", "-"); err != nil {
-			m.stop()
-			return nil, err
-		}
-		select {
-		case <-m.seen:
-			return m, nil
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			m.stop()
-			return nil, fmt.Errorf("nft monitor saw nothing")
-		}
-		m.expect("probe")
-	}
-}
-
-func (m *monitor) expect(s string) {
-	m.mu.Lock()
-	m.want = s
-	m.mu.Unlock()
-}
-
-func (m *monitor) wait(d time.Duration) (time.Time, error) {
-	select {
-	case t := <-m.seen:
-		return t, nil
-	case <-time.After(d):
-		return time.Time{}, fmt.Errorf("not live after %s", d)
-	}
-}
-
-func (m *monitor) stop() {
-	_ = m.cmd.Process.Kill()
-	_ = m.cmd.Wait()
-}
-
 // baselineText renders n synthetic Services the way the proxy did before it spread traffic
 // with rule ladders: every chain added and flushed, one anonymous verdict map per Service.
+// waitProgrammed waits until a transaction wrote the Service key.
+func waitProgrammed(programmed <-chan string, key string, d time.Duration) error {
+	timeout := time.After(d)
+	for {
+		select {
+		case k := <-programmed:
+			if k == key {
+				return nil
+			}
+		case <-timeout:
+			return fmt.Errorf("service %s not programmed within %s", key, d)
+		}
+	}
+}
+
 func baselineText(n int) string {
 	var b strings.Builder
 	t := "ip " + table

@@ -17,6 +17,10 @@ const (
 
 // Config is what a Proxier needs to know about its node.
 type Config struct {
+	// Programmed, if set, is called after each transaction the kernel accepted, with the
+	// keys (serviceKey) of the Services it wrote: kube-proxy's network-programming latency
+	// is measured from it.
+	Programmed func(services []string)
 	// NodeName selects the endpoints that count as local for the Local traffic policies.
 	NodeName string
 	// NodeIPs are the IPv4 addresses NodePorts answer on; empty means every local address

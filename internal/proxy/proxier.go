@@ -354,6 +354,9 @@ func (p *Proxier) incrementalSync(ctx context.Context) error {
 		return fmt.Errorf("incremental transaction for %d services: %w", len(keys), err)
 	}
 	p.commit(frags, pl)
+	if p.cfg.Programmed != nil {
+		p.cfg.Programmed(keys)
+	}
 	p.log.Debug("nftables synced", "mode", "incremental", "services", len(keys), "operations", tx.NumOperations(), "elapsed", time.Since(start))
 	return nil
 }
@@ -400,9 +403,11 @@ func (p *Proxier) fullSync(ctx context.Context) error {
 	}
 	slices.Sort(keys)
 
+	// A reset table starts empty, so its listing is known without asking.
 	var chains, sets []string
+	listed := true
 	if !p.resetTable {
-		chains, sets = p.listExisting(ctx)
+		chains, sets, listed = p.listExisting(ctx)
 	}
 	build := func(keys []string) (*knftables.Transaction, *plan) {
 		sub := make(map[string]*fragment, len(keys))
@@ -411,7 +416,7 @@ func (p *Proxier) fullSync(ctx context.Context) error {
 		}
 		tx := p.nft.NewTransaction()
 		writeBase(tx, p.cfg.NodeIPs, p.resetTable)
-		pl := fullPlan(sub, chains, sets)
+		pl := fullPlan(sub, chains, sets, listed)
 		pl.apply(tx)
 		return tx, pl
 	}
@@ -465,7 +470,7 @@ func (p *Proxier) finishFull(frags map[string]*fragment, keys []string, pl *plan
 	for _, k := range keys {
 		p.applied[k] = frags[k]
 	}
-	for _, c := range pl.addChains {
+	for _, c := range slices.Concat(pl.addChains, pl.newChains) {
 		delete(p.staleChains, c)
 	}
 	now := time.Now()
@@ -475,20 +480,27 @@ func (p *Proxier) finishFull(frags map[string]*fragment, keys []string, pl *plan
 	p.needFull = false
 	p.resetTable = false
 	p.readyOnce.Do(func() { close(p.ready) })
+	if p.cfg.Programmed != nil {
+		p.cfg.Programmed(keys)
+	}
 }
 
-// listExisting returns the chains and sets in the table; a missing table has none. An error
-// other than that is logged: leftovers then survive until a later full sync.
-func (p *Proxier) listExisting(ctx context.Context) (chains, sets []string) {
+// listExisting returns the chains and sets in the table; a missing table has none. ok is
+// false if either could not be listed: the error is logged, leftovers then survive until a
+// later full sync, and the caller must assume any chain may exist.
+func (p *Proxier) listExisting(ctx context.Context) (chains, sets []string, ok bool) {
+	ok = true
 	chains, err := p.nft.List(ctx, "chains")
 	if err != nil && !knftables.IsNotFound(err) {
 		p.log.Warn("listing nftables chains failed; stale chains stay until a later resync", "err", err)
+		ok = false
 	}
 	sets, err = p.nft.List(ctx, "sets")
 	if err != nil && !knftables.IsNotFound(err) {
 		p.log.Warn("listing nftables sets failed; stale sets stay until a later resync", "err", err)
+		ok = false
 	}
-	return chains, sets
+	return chains, sets, ok
 }
 
 // bisect returns the keys that make ok fail on their own, assuming ok(nil) holds.

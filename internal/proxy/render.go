@@ -200,7 +200,12 @@ func (r *renderer) renderPort(f *fragment, sp *servicePort) {
 }
 
 // dispatch writes the rules of a policy chain: clients with a live affinity entry go back to
-// their endpoint, everyone else is spread with equal probability.
+// their endpoint, everyone else is spread with equal probability. The spreading is a ladder
+// of plain rules, as iptables' statistic match does it: rule i of n picks its endpoint with
+// probability 1/(n-i), each drawing a fresh number, the last one always. A single
+// `numgen random mod n vmap { ... }` would be one rule, but each such anonymous map is a set
+// of its own in the kernel, and creating thousands of sets in one transaction is what made
+// full syncs slow (see doc.go).
 func (r *renderer) dispatch(f *fragment, sp *servicePort, chain string, eps []endpoint) {
 	if sp.AffinitySeconds > 0 {
 		for _, e := range eps {
@@ -208,14 +213,14 @@ func (r *renderer) dispatch(f *fragment, sp *servicePort, chain string, eps []en
 			f.addRule(chain, "ip saddr", "@"+affinitySetPrefix+epBase, "goto", endpointChainPrefix+epBase)
 		}
 	}
-	var b strings.Builder
 	for i, e := range eps {
-		if i > 0 {
-			b.WriteString(" , ")
+		target := endpointChainPrefix + endpointBase(sp, e)
+		if left := len(eps) - i; left > 1 {
+			f.addRule(chain, "numgen random mod", strconv.Itoa(left), "== 0 goto", target)
+		} else {
+			f.addRule(chain, "goto", target)
 		}
-		fmt.Fprintf(&b, "%d : goto %s%s", i, endpointChainPrefix, endpointBase(sp, e))
 	}
-	f.addRule(chain, "numgen random mod", strconv.Itoa(len(eps)), "vmap {", b.String(), "}")
 }
 
 func concat(parts ...any) string {

@@ -363,3 +363,26 @@ func TestSyntheticServices(t *testing.T) {
 		t.Errorf("%d chains, want at least %d", got, 300*4)
 	}
 }
+
+// TestFullSyncFlushesOnlyExistingChains checks that a full sync into an empty table adds
+// per-service chains without flushing them, and that a resync flushes the ones it finds.
+func TestFullSyncFlushesOnlyExistingChains(t *testing.T) {
+	w := newWorld()
+	w.put(t, cluster()...)
+	p, nft, _ := newTestProxier(testConfig(), w)
+	ctx := context.Background()
+	if err := p.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := nft.last()
+	if strings.Contains(first, "flush chain ip nanokube-proxy service-") || strings.Contains(first, "flush chain ip nanokube-proxy endpoint-") {
+		t.Errorf("full sync into an empty table flushed per-service chains:\n%s", first)
+	}
+	p.needFull = true
+	if err := p.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(nft.last(), "flush chain ip nanokube-proxy service-DK7ABAZC-ns1/web/tcp/http\n") {
+		t.Errorf("resync did not flush an existing service chain:\n%s", nft.last())
+	}
+}

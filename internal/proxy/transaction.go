@@ -14,6 +14,10 @@ import (
 type plan struct {
 	delElements []*knftables.Element
 	addChains   []string // added and flushed (new, or revived from stale)
+	// newChains are added without a flush: a full sync knows from listing the table that
+	// they do not exist yet. A flush is one more kernel operation per chain, and a full sync
+	// creates more than ten chains per Service.
+	newChains   []string
 	addSets     []*knftables.Set
 	flushChains []string // changed or stale chains
 	rules       []*knftables.Rule
@@ -25,7 +29,7 @@ type plan struct {
 }
 
 func (p *plan) size() int {
-	return len(p.delElements) + len(p.addChains) + len(p.addSets) + len(p.flushChains) +
+	return len(p.delElements) + len(p.addChains) + len(p.newChains) + len(p.addSets) + len(p.flushChains) +
 		len(p.rules) + len(p.delSets) + len(p.addElements)
 }
 
@@ -37,6 +41,9 @@ func (p *plan) apply(tx *knftables.Transaction) {
 	for _, c := range p.addChains {
 		tx.Add(&knftables.Chain{Name: c})
 		tx.Flush(&knftables.Chain{Name: c})
+	}
+	for _, c := range p.newChains {
+		tx.Add(&knftables.Chain{Name: c})
 	}
 	for _, s := range p.addSets {
 		tx.Add(s)
@@ -197,7 +204,9 @@ func writeBase(tx *knftables.Transaction, nodeIPs []string, reset bool) {
 
 // fullPlan is the plan of a full sync: every fragment written from scratch, plus the
 // removal of per-service chains and sets found in the table that no fragment wants.
-func fullPlan(frags map[string]*fragment, existingChains, existingSets []string) *plan {
+// existingChains and existingSets are what the table holds; with listed false they are
+// unknown, and every chain is flushed as it is added in case it exists.
+func fullPlan(frags map[string]*fragment, existingChains, existingSets []string, listed bool) *plan {
 	p := &plan{}
 	wantChains, wantSets := map[string]bool{}, map[string]bool{}
 	for _, key := range sortedKeys(frags) {
@@ -210,10 +219,23 @@ func fullPlan(frags map[string]*fragment, existingChains, existingSets []string)
 			wantSets[s] = true
 		}
 	}
+	exists := make(map[string]bool, len(existingChains))
 	for _, c := range existingChains {
+		exists[c] = true
 		if isServiceObjectName(c) && !wantChains[c] {
 			p.flushChains = append(p.flushChains, c)
 			p.stale = append(p.stale, c)
+		}
+	}
+	if listed {
+		all := p.addChains
+		p.addChains = nil
+		for _, c := range all {
+			if exists[c] {
+				p.addChains = append(p.addChains, c)
+			} else {
+				p.newChains = append(p.newChains, c)
+			}
 		}
 	}
 	for _, s := range existingSets {
