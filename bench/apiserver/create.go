@@ -10,6 +10,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/nanokube/nanokube/bench/internal/procstat"
 )
 
 const benchNamespace = "bench"
@@ -72,10 +74,10 @@ type createResult struct {
 
 // measured runs f and returns the CPU time per operation it cost the server and this program.
 func measured(s *server, f func() (int, time.Duration, error)) (n int, el, srv, cli time.Duration, err error) {
-	s0, c0 := cpuTime(s.pid()), selfCPU()
+	s0, c0 := procstat.CPUTime(s.pid()), selfCPU()
 	n, el, err = f()
 	if n > 0 {
-		srv, cli = (cpuTime(s.pid())-s0)/time.Duration(n), (selfCPU()-c0)/time.Duration(n)
+		srv, cli = (procstat.CPUTime(s.pid())-s0)/time.Duration(n), (selfCPU()-c0)/time.Duration(n)
 	}
 	return n, el, srv, cli, err
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nanokube/nanokube/bench/internal/procstat"
 )
 
 // The machine may be shared: other processes' CPU use is measured (all busy CPU time in
@@ -37,7 +39,7 @@ func ownCPU() time.Duration {
 	liveMu.Lock()
 	defer liveMu.Unlock()
 	for pid := range livePIDs {
-		t += cpuTime(pid)
+		t += procstat.CPUTime(pid)
 	}
 	return t
 }

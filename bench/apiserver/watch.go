@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/nanokube/nanokube/bench/internal/procstat"
 )
 
 const watchNamespace = "watch"
@@ -154,7 +156,7 @@ func benchWatch(ctx context.Context, s *server, watchers, conns int, rate int, d
 			}
 		}()
 	}
-	cpu0, self0 := cpuTime(s.pid()), selfCPU()
+	cpu0, self0 := procstat.CPUTime(s.pid()), selfCPU()
 	interval := time.Second / time.Duration(rate)
 	for k := range total {
 		if wait := time.Until(t0.Add(time.Duration(k) * interval)); wait > 0 {
@@ -165,7 +167,7 @@ func benchWatch(ctx context.Context, s *server, watchers, conns int, rate int, d
 	close(jobs)
 	senders.Wait()
 	elapsed := time.Since(t0)
-	r.serverCPU = (cpuTime(s.pid()) - cpu0).Seconds() / elapsed.Seconds()
+	r.serverCPU = (procstat.CPUTime(s.pid()) - cpu0).Seconds() / elapsed.Seconds()
 	r.benchCPU = (selfCPU() - self0).Seconds() / elapsed.Seconds()
 	if err, _ := writeErr.Load().(error); err != nil {
 		return r, fmt.Errorf("update: %w", err)

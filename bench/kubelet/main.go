@@ -41,6 +41,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/nanokube/nanokube/bench/internal/perfdoc"
+	"github.com/nanokube/nanokube/bench/internal/procstat"
 	"github.com/nanokube/nanokube/internal/nodecleanup"
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
@@ -172,15 +173,15 @@ func run(pods, rate int) (res result, err error) {
 
 	progress("idle for 10 s, then sampling CPU for 20 s")
 	time.Sleep(10 * time.Second)
-	k0, r0 := cpuTime(n.kubelet.Process.Pid), cpuTime(n.rt.Process.Pid)
+	k0, r0 := procstat.CPUTime(n.kubelet.Process.Pid), procstat.CPUTime(n.rt.Process.Pid)
 	time.Sleep(20 * time.Second)
-	res.kubeletCPU = (cpuTime(n.kubelet.Process.Pid) - k0).Seconds() / 20
-	res.runtimeCPU = (cpuTime(n.rt.Process.Pid) - r0).Seconds() / 20
-	res.kubeletRSS, res.runtimeRSS = rss(n.kubelet.Process.Pid), rss(n.rt.Process.Pid)
-	res.kubeletPSS, res.runtimePSS = pss(n.kubelet.Process.Pid), pss(n.rt.Process.Pid)
+	res.kubeletCPU = (procstat.CPUTime(n.kubelet.Process.Pid) - k0).Seconds() / 20
+	res.runtimeCPU = (procstat.CPUTime(n.rt.Process.Pid) - r0).Seconds() / 20
+	res.kubeletRSS, res.runtimeRSS = procstat.RSS(n.kubelet.Process.Pid), procstat.RSS(n.rt.Process.Pid)
+	res.kubeletPSS, res.runtimePSS = procstat.PSS(n.kubelet.Process.Pid), procstat.PSS(n.rt.Process.Pid)
 	for _, pid := range n.shims() {
-		res.shimRSS += rss(pid)
-		res.shimPSS += pss(pid)
+		res.shimRSS += procstat.RSS(pid)
+		res.shimPSS += procstat.PSS(pid)
 		res.shims++
 	}
 	return res, nil
@@ -355,51 +356,6 @@ func stop(cmd *exec.Cmd) {
 		_ = cmd.Process.Kill()
 		<-done
 	}
-}
-
-func rss(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// pss is a process's proportional set size: shared pages divided among their users.
-func pss(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// cpuTime is a process's user+system CPU time.
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
 // measure runs inside the node's network namespace: it waits for the node, starts one

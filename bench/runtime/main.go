@@ -36,6 +36,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/nanokube/nanokube/bench/internal/procstat"
 	"github.com/nanokube/nanokube/internal/nodecleanup"
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
@@ -296,7 +297,7 @@ func measure(rt *runtimeUnderTest, pods int) (result, error) {
 		return result{}, err
 	}
 	time.Sleep(500 * time.Millisecond)
-	base := rss(rt.cmd.Process.Pid)
+	base := procstat.RSS(rt.cmd.Process.Pid)
 	res := result{name: rt.name, pods: pods}
 	for i := 0; i < pods; i++ {
 		d, err := startPod(ctx, rs, rt, fmt.Sprintf("p%d", i))
@@ -306,9 +307,9 @@ func measure(rt *runtimeUnderTest, pods int) (result, error) {
 		res.latencies = append(res.latencies, d)
 	}
 	time.Sleep(time.Second)
-	res.runtimeRSS = rss(rt.cmd.Process.Pid) - base
+	res.runtimeRSS = procstat.RSS(rt.cmd.Process.Pid) - base
 	for _, p := range rt.helpers() {
-		res.helperRSS += rss(p)
+		res.helperRSS += procstat.RSS(p)
 		res.helperCount++
 	}
 	log.Printf("%s: %d pods started: p50 %v p99 %v", rt.name, pods, res.pct(0.5), res.pct(0.99))
@@ -398,21 +399,6 @@ func waitSocket(path string, d time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// rss returns a process's resident set size in bytes (0 if it is gone).
-func rss(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func allPids() []int {

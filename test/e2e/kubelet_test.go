@@ -11,11 +11,9 @@ import (
 	"time"
 )
 
-// A Deployment of real containers: rollout, logs, exec exit codes, port-forward and cp.
-func TestNodeDeployment(t *testing.T) {
-	needNode(t)
-	ns := nodeNamespace(t)
-	nkIn(t, `
+// webDeployment is two busybox httpd pods labelled app=web answering /index.html with
+// "hello-from-<pod name>" on their port "http" (8080).
+const webDeployment = `
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -25,14 +23,20 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
-      terminationGracePeriodSeconds: 2
+      terminationGracePeriodSeconds: 1
       containers:
       - name: web
-        image: `+testImage+`
+        image: ` + testImage + `
         command: ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && echo started && exec httpd -f -p 8080 -h /www"]
         ports: [{containerPort: 8080, name: http}]
         readinessProbe: {httpGet: {path: /index.html, port: http}, periodSeconds: 1}
-`, "-n", ns, "apply", "-f", "-")
+`
+
+// A Deployment of real containers: rollout, logs, exec exit codes, port-forward and cp.
+func TestNodeDeployment(t *testing.T) {
+	needNode(t)
+	ns := nodeNamespace(t)
+	nkIn(t, webDeployment, "-n", ns, "apply", "-f", "-")
 	nk(t, "-n", ns, "rollout", "status", "deployment/web", "--timeout=90s")
 	pods := strings.Fields(nk(t, "-n", ns, "get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"))
 	if len(pods) != 2 {

@@ -12,23 +12,7 @@ import (
 func TestServiceNetworking(t *testing.T) {
 	needNode(t)
 	ns := nodeNamespace(t)
-	nkIn(t, `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: `+testImage+`
-        command: ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
-        ports: [{containerPort: 8080, name: http}]
-        readinessProbe: {tcpSocket: {port: http}, periodSeconds: 1}
+	nkIn(t, webDeployment+`
 ---
 apiVersion: v1
 kind: Service

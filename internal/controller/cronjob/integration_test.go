@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/nanokube/nanokube/internal/apitest"
@@ -81,14 +82,23 @@ func TestCronJobOnARealAPIServer(t *testing.T) {
 	}
 	// The kubelet: every pod succeeds.
 	_, _ = factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
-		p := obj.(*corev1.Pod).DeepCopy()
+		pod := obj.(*corev1.Pod)
 		go func() {
 			now := metav1.Now()
-			p.Status.Phase = corev1.PodSucceeded
-			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Image: p.Spec.Containers[0].Image,
-				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{StartedAt: now, FinishedAt: now}}}}
-			if _, err := client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil &&
-				!apierrors.IsNotFound(err) {
+			// The Job controller edits the pod too (finalizers): re-read and retry on
+			// conflict, as a kubelet's status manager does.
+			err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+				p, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				p.Status.Phase = corev1.PodSucceeded
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Image: p.Spec.Containers[0].Image,
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{StartedAt: now, FinishedAt: now}}}}
+				_, err = client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil && ctx.Err() == nil && !apierrors.IsNotFound(err) {
 				t.Errorf("kubelet: %v", err)
 			}
 		}()
