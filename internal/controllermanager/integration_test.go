@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
@@ -182,9 +183,10 @@ func TestReplicaSetKeepsReplicasAdoptsAndReleases(t *testing.T) {
 	})
 
 	// A pod whose labels stop matching is released and replaced.
+	// (A JSON merge patch: the pod may be changing under the controller meanwhile.)
 	released := activePods(t, cs, "rs", "app=web")[0]
-	released.Labels = map[string]string{"app": "other"}
-	if _, err := cs.CoreV1().Pods("rs").Update(ctx, &released, metav1.UpdateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Pods("rs").Patch(ctx, released.Name, types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"app":"other"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the relabelled pod released", func() (bool, error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,7 @@ type Controller struct {
 	// finalizerRemovals are the pods (by UID) whose tracking finalizer the controller is taking
 	// off: for the Job's count such a pod is gone, so they are deletions to expect.
 	finalizerRemovals *expectations.Expectations
+	statusWrites      statusWrites
 	backoff           *backoffStore
 
 	podFailureBackoff, maxPodFailureBackoff time.Duration
@@ -310,6 +312,7 @@ func (c *Controller) syncJob(ctx context.Context, k string) error {
 	if apierrors.IsNotFound(err) {
 		c.expectations.Delete(k)
 		c.finalizerRemovals.Delete(k)
+		c.statusWrites.forget(k)
 		c.backoff.delete(k)
 		return nil
 	}
@@ -321,6 +324,12 @@ func (c *Controller) syncJob(ctx context.Context, k string) error {
 	}
 	if !c.expectations.Satisfied(k) || !c.finalizerRemovals.Satisfied(k) {
 		return nil // the events still expected will queue the Job again
+	}
+	if c.statusWrites.stale(k, cached.ResourceVersion) {
+		// The cache has not seen our last status write yet: counting from it would miss
+		// pods whose finalizer that write let go, and create their replacements again.
+		c.queue.AddAfter(k, 100*time.Millisecond)
+		return nil
 	}
 	pods, err := c.claimPods(ctx, cached)
 	if errors.Is(err, errInvalidSelector) {
@@ -900,7 +909,51 @@ func (c *Controller) updateStatus(ctx context.Context, job *batchv1.Job) (*batch
 	if err != nil {
 		return nil, fmt.Errorf("update status of %s: %w", key(job), err)
 	}
+	c.statusWrites.wrote(key(job), updated.ResourceVersion)
 	return updated, nil
+}
+
+// statusWrites remembers the resourceVersion of each Job's last status write, so that a
+// sync does not trust a cached Job older than what it wrote itself.
+type statusWrites struct {
+	mu sync.Mutex
+	rv map[string]uint64
+}
+
+func (w *statusWrites) wrote(k, rv string) {
+	n, err := strconv.ParseUint(rv, 10, 64)
+	if err != nil {
+		return // not a number: no ordering to rely on
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.rv == nil {
+		w.rv = map[string]uint64{}
+	}
+	w.rv[k] = n
+}
+
+func (w *statusWrites) forget(k string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.rv, k)
+}
+
+// stale reports whether the cached object at rv predates our last write; once the cache
+// has caught up the record is dropped.
+func (w *statusWrites) stale(k, rv string) bool {
+	n, err := strconv.ParseUint(rv, 10, 64)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	written, ok := w.rv[k]
+	if !ok || err != nil {
+		return false
+	}
+	if n >= written {
+		delete(w.rv, k)
+		return false
+	}
+	return true
 }
 
 func findCondition(st *batchv1.JobStatus, t batchv1.JobConditionType) *batchv1.JobCondition {
