@@ -27,6 +27,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/nanokube/nanokube/internal/controller/controllerref"
 )
 
 var controllerKind = appsv1.SchemeGroupVersion.WithKind("Deployment")
@@ -119,33 +121,13 @@ func (c *Controller) enqueue(obj any) {
 func key(o metav1.Object) string { return o.GetNamespace() + "/" + o.GetName() }
 
 func (c *Controller) resolveControllerRef(namespace string, ref *metav1.OwnerReference) *appsv1.Deployment {
-	if ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-		return nil
-	}
-	d, err := c.dLister.Deployments(namespace).Get(ref.Name)
-	if err != nil || d.UID != ref.UID {
-		return nil
-	}
-	return d
+	return controllerref.Resolve(ref, controllerKind, c.dLister.Deployments(namespace).Get)
 }
 
+// deploymentsForRS are the Deployments whose selector matches an orphaned ReplicaSet.
 func (c *Controller) deploymentsForRS(rs *appsv1.ReplicaSet) []*appsv1.Deployment {
-	if len(rs.Labels) == 0 {
-		return nil
-	}
-	list, err := c.dLister.Deployments(rs.Namespace).List(labels.Everything())
-	if err != nil {
-		return nil
-	}
-	var out []*appsv1.Deployment
-	for _, d := range list {
-		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(rs.Labels)) {
-			continue
-		}
-		out = append(out, d)
-	}
-	return out
+	return controllerref.Adopters(c.dLister.Deployments(rs.Namespace).List,
+		func(d *appsv1.Deployment) *metav1.LabelSelector { return d.Spec.Selector }, rs.Labels)
 }
 
 func (c *Controller) addRS(obj any) {
