@@ -3,7 +3,7 @@
 # Debian machine: system packages through apt, Go modules through the module proxy.
 set -euo pipefail
 
-packages=(runc nftables iproute2 containernetworking-plugins docker-registry busybox-static containerd)
+packages=(runc nftables iproute2 containernetworking-plugins docker-registry busybox-static containerd etcd-server)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,6 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 	# containerd is only the benchmark's peer, started by bench/runtime on its own socket.
 	if command -v systemctl >/dev/null 2>&1; then systemctl disable --now containerd >/dev/null 2>&1 || true; fi
+	# etcd-server's service would take :2379; the e2e tests start their own members on free ports.
+	if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
 fi
 
 cd "$(dirname "$0")/.."

@@ -43,15 +43,20 @@ type Etcd struct {
 // Start starts the embedded member (or dials the external cluster) and returns once it serves.
 func Start(ctx context.Context, cfg Config) (*Etcd, error) {
 	if len(cfg.Servers) > 0 {
-		c, err := clientv3.New(clientv3.Config{Endpoints: cfg.Servers, DialTimeout: 5 * time.Second, Context: ctx, Logger: zap.NewNop()})
+		// Keepalives find a member that vanished without closing its connections (a lost
+		// machine), so requests move to the other members instead of hanging on it.
+		c, err := clientv3.New(clientv3.Config{Endpoints: cfg.Servers, DialTimeout: 5 * time.Second,
+			DialKeepAliveTime: 30 * time.Second, DialKeepAliveTimeout: 10 * time.Second,
+			Context: ctx, Logger: zap.NewNop()})
 		if err != nil {
 			return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Servers, err)
 		}
+		// Any member that answers will do: a cluster that lost a member still has quorum.
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if _, err := c.Status(sctx, cfg.Servers[0]); err != nil {
+		if err := anyMemberServes(sctx, c, cfg.Servers); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("etcd %s is not reachable: %w", cfg.Servers[0], err)
+			return nil, err
 		}
 		return &Etcd{Client: c}, nil
 	}
@@ -128,6 +133,28 @@ func (e *Etcd) Close() {
 	e.Client.Close()
 	if e.member != nil {
 		e.member.Close()
+	}
+}
+
+// anyMemberServes returns nil once one of endpoints answers a status request, retrying the
+// members in turn until ctx ends.
+func anyMemberServes(ctx context.Context, c *clientv3.Client, endpoints []string) error {
+	var errs []error
+	for {
+		for _, ep := range endpoints {
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := c.Status(actx, ep)
+			cancel()
+			if err == nil {
+				return nil
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no etcd member of %v is reachable: %w", endpoints, errors.Join(errs[len(errs)-len(endpoints):]...))
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 

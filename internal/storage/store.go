@@ -9,6 +9,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -111,14 +113,15 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) erro
 	if err != nil {
 		return err
 	}
-	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(data))).
-		Commit()
+	resp, retried, err := s.commitGuarded(ctx, clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+		clientv3.OpPut(key, string(data)), key)
 	if err != nil {
 		return mapEtcdError(err)
 	}
 	if !resp.Succeeded {
+		if rev, ok := ownWrite(resp, retried, data, 0); ok {
+			return setRevision(obj, rev)
+		}
 		return fmt.Errorf("%s: %w", key, ErrExists)
 	}
 	return setRevision(obj, resp.Header.Revision)
@@ -131,15 +134,15 @@ func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, rev 
 	if err != nil {
 		return err
 	}
-	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpPut(key, string(data))).
-		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
-		Commit()
+	resp, retried, err := s.commitGuarded(ctx, clientv3.Compare(clientv3.ModRevision(key), "=", rev),
+		clientv3.OpPut(key, string(data)), key)
 	if err != nil {
 		return mapEtcdError(err)
 	}
 	if !resp.Succeeded {
+		if newRev, ok := ownWrite(resp, retried, data, rev); ok {
+			return setRevision(obj, newRev)
+		}
 		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
 			return fmt.Errorf("%s: %w", key, ErrNotFound)
 		}
@@ -224,6 +227,47 @@ func setRevision(obj runtime.Object, rev int64) error {
 	}
 	m.SetResourceVersion(formatRV(rev))
 	return nil
+}
+
+// maxWriteAttempts bounds how often a write whose outcome is unknown is sent again.
+const maxWriteAttempts = 5
+
+// commitGuarded commits If(cmp) Then(op) Else(Get key), sending it again while its outcome is
+// unknown: the connection to the member broke after the request went out, or the member gave
+// up waiting for a raft leader (both codes.Unavailable; etcd's client retries neither for
+// writes). The compare makes a second application impossible; retried tells the caller that
+// a failed compare may be its own earlier attempt, which ownWrite recognises.
+func (s *Store) commitGuarded(ctx context.Context, cmp clientv3.Cmp, op clientv3.Op, key string) (resp *clientv3.TxnResponse, retried bool, err error) {
+	for attempt := 1; ; attempt++ {
+		resp, err = s.client.Txn(ctx).If(cmp).Then(op).Else(clientv3.OpGet(key)).Commit()
+		if err == nil || attempt == maxWriteAttempts || ctx.Err() != nil || !outcomeUnknown(err) {
+			return resp, retried, err
+		}
+		retried = true
+	}
+}
+
+// outcomeUnknown reports whether a write may or may not have been applied.
+func outcomeUnknown(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
+// ownWrite recognises, after a retried write's compare failed, that the key holds exactly the
+// value this write put (values carry a fresh uid or managed-fields time, so equal bytes mean
+// our earlier attempt landed) at a revision after prevRev; it returns that revision.
+func ownWrite(resp *clientv3.TxnResponse, retried bool, data []byte, prevRev int64) (int64, bool) {
+	if !retried {
+		return 0, false
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 1 && kvs[0].ModRevision > prevRev && bytes.Equal(kvs[0].Value, data) {
+		return kvs[0].ModRevision, true
+	}
+	return 0, false
 }
 
 func mapEtcdError(err error) error {
