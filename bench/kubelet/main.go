@@ -302,8 +302,9 @@ func waitFile(path string, d time.Duration) error {
 	}
 }
 
-// shims are this run's per-container processes: the runtime binary re-executed, with the
-// runtime's root in their environment.
+// shims are this run's per-container processes (the embedded shim program, or the nanokube
+// binary re-executed when none is embedded), told apart by the variable every shim carries
+// with its bundle, under the runtime's root, in its environment.
 func (n *node) shims() []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")

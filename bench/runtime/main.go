@@ -52,6 +52,7 @@ type result struct {
 	latencies   []time.Duration
 	runtimeRSS  int64 // growth of the runtime process, bytes
 	helperRSS   int64 // shims and pause processes, bytes
+	helperPSS   int64 // the same, with shared pages divided among the processes mapping them
 	helperCount int
 	pods        int
 }
@@ -113,11 +114,11 @@ func main() {
 
 func report(rs []result) {
 	fmt.Printf("\nContainer runtime: %d pods of one container each, started one after another\n\n", rs[0].pods)
-	fmt.Printf("| runtime | start p50 | start p99 | runtime RSS growth | shims/pause RSS (procs) | memory per container |\n")
-	fmt.Printf("| --- | --- | --- | --- | --- | --- |\n")
+	fmt.Printf("| runtime | start p50 | start p99 | runtime RSS growth | shims/pause RSS (procs) | shims/pause PSS | memory per container |\n")
+	fmt.Printf("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rs {
-		fmt.Printf("| %s | %.1f ms | %.1f ms | %.1f MiB | %.1f MiB (%d) | %.2f MiB |\n", r.name,
-			ms(r.pct(0.5)), ms(r.pct(0.99)), mib(r.runtimeRSS), mib(r.helperRSS), r.helperCount, r.memPerContainer()/(1<<20))
+		fmt.Printf("| %s | %.1f ms | %.1f ms | %.1f MiB | %.1f MiB (%d) | %.1f MiB | %.2f MiB |\n", r.name,
+			ms(r.pct(0.5)), ms(r.pct(0.99)), mib(r.runtimeRSS), mib(r.helperRSS), r.helperCount, mib(r.helperPSS), r.memPerContainer()/(1<<20))
 	}
 	if len(rs) == 2 {
 		a, b := rs[0], rs[1]
@@ -310,6 +311,7 @@ func measure(rt *runtimeUnderTest, pods int) (result, error) {
 	res.runtimeRSS = procstat.RSS(rt.cmd.Process.Pid) - base
 	for _, p := range rt.helpers() {
 		res.helperRSS += procstat.RSS(p)
+		res.helperPSS += procstat.PSS(p)
 		res.helperCount++
 	}
 	log.Printf("%s: %d pods started: p50 %v p99 %v", rt.name, pods, res.pct(0.5), res.pct(0.99))

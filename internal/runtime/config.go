@@ -30,6 +30,10 @@ type Config struct {
 	NoMasquerade bool
 	// Runc is the runc binary; default "runc" from PATH.
 	Runc string
+	// ShimProgram is the program run as container shims and pod inits. Default: the
+	// dedicated shim embedded in this binary, written under Root/bin, or, when none is
+	// embedded (a plain go build) or it cannot run there, this binary itself.
+	ShimProgram string
 	// StreamAddress is where the Exec/Attach/PortForward streaming server listens;
 	// default 127.0.0.1:0.
 	StreamAddress string

@@ -22,6 +22,7 @@ import (
 	"github.com/nanokube/nanokube/internal/runtime/errdefs"
 	"github.com/nanokube/nanokube/internal/runtime/image"
 	"github.com/nanokube/nanokube/internal/runtime/network"
+	"github.com/nanokube/nanokube/internal/runtime/shim"
 )
 
 // ctr is one container.
@@ -168,13 +169,13 @@ func (r *Runtime) createContainer(ctx context.Context, s *sandbox, c *ctr, img *
 	if err := writeJSON(filepath.Join(c.dir, "config.json"), spec); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(c.dir, container.ShimConfigFile), container.ShimConfig{
-		ID: c.ID, Runc: r.runc, LogPath: c.LogPath, Stdin: c.config.GetStdin(), StdinOnce: c.config.GetStdinOnce(),
+	if err := writeJSON(filepath.Join(c.dir, shim.ConfigFile), shim.Config{
+		ID: c.ID, Runc: shim.Runc(r.runc), LogPath: c.LogPath, Stdin: c.config.GetStdin(), StdinOnce: c.config.GetStdinOnce(),
 		Terminal: c.config.GetTty(), CgroupsPath: spec.Linux.CgroupsPath,
 	}); err != nil {
 		return err
 	}
-	if _, err := container.StartShim(ctx, c.dir); err != nil {
+	if _, err := container.StartShim(ctx, r.shim, c.dir); err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
 	return nil
@@ -374,7 +375,7 @@ func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
 		// The shim died without recording an exit.
 		st.State, st.ExitCode, st.Reason = runtimeapi.ContainerState_CONTAINER_EXITED, 255, "Unknown"
 		st.Message = "the container's shim exited without recording an exit status"
-		if fi, err := os.Stat(filepath.Join(c.dir, container.ShimPidFile)); err == nil {
+		if fi, err := os.Stat(filepath.Join(c.dir, shim.PidFile)); err == nil {
 			st.FinishedAt = fi.ModTime().UnixNano()
 		}
 	}
@@ -540,7 +541,7 @@ func (r *Runtime) recover() error {
 			continue
 		}
 		r.images.AcquireLayers(c.Layers)
-		if _, err := os.Stat(filepath.Join(c.dir, container.ShimPidFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(c.dir, shim.PidFile)); err != nil {
 			// Creation never finished: the runtime died in CreateContainer.
 			r.destroyContainer(context.Background(), c)
 			continue

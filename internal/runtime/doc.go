@@ -13,12 +13,13 @@
 //	containers/<id>/       container.json, the OCI bundle (config.json), rootfs overlay mount,
 //	                       and the shim's files (shim.json, shim.pid, exit.json)
 //	runc/                  runc's own state directory
+//	bin/                   the embedded shim program, written at start (see package shimbin)
 //	cni/                   CNI result cache and IPAM state
 //
 // No pause container: a sandbox's network, IPC and UTS namespaces are pinned by bind mounts
 // and each container's runc spec joins them by path. Containers are children of their shim
-// (see package container), never of the runtime, so the runtime can restart at any time;
-// New reloads every sandbox and container from disk.
+// (see packages container and shim), never of the runtime, so the runtime can restart at
+// any time; New reloads every sandbox and container from disk.
 //
 // Errors inside the package carry the classes of package errdefs; the gRPC interceptor turns
 // them into status codes, so every handler simply returns its error.

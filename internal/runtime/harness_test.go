@@ -20,6 +20,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nanokube/nanokube/internal/runtime/container"
+	"github.com/nanokube/nanokube/internal/runtime/shim"
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
 
@@ -174,7 +175,7 @@ func (e *testEnv) cleanup() {
 		e.stop()
 	}
 	// Sweep.
-	shims, _ := filepath.Glob(filepath.Join(e.cfg.Root, "containers", "*", container.ShimPidFile))
+	shims, _ := filepath.Glob(filepath.Join(e.cfg.Root, "containers", "*", shim.PidFile))
 	for _, p := range shims {
 		if container.ShimAlive(filepath.Dir(p)) {
 			t.Errorf("cleanup: shim of %s still running", filepath.Base(filepath.Dir(p)))

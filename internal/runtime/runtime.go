@@ -41,6 +41,7 @@ type Runtime struct {
 	images *image.Store
 	cni    *network.CNI
 	runc   container.Runc
+	shim   string // the shim program (see Config.ShimProgram)
 	stream *streamServer
 	minOOM int
 	cpu    cpuRates // last CPU readings, for usage rates
@@ -78,6 +79,10 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	shimProg, err := shimProgram(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.PodCIDR != "" {
 		if err := cni.WritePodCIDR(cfg.PodCIDR); err != nil {
 			return nil, fmt.Errorf("pod CIDR: %w", err)
@@ -86,6 +91,7 @@ func New(cfg Config) (*Runtime, error) {
 	r := &Runtime{
 		cfg: cfg, log: cfg.Logger, images: store, cni: cni,
 		runc:       container.Runc{Binary: cfg.Runc, Root: filepath.Join(cfg.Root, "runc")},
+		shim:       shimProg,
 		minOOM:     ownOOMScoreAdj(),
 		sandboxes:  map[string]*sandbox{},
 		containers: map[string]*ctr{},

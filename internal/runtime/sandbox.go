@@ -148,7 +148,7 @@ func (r *Runtime) setupSandbox(ctx context.Context, s *sandbox) error {
 		return err
 	}
 	if nsOpts.GetPid() == runtimeapi.NamespaceMode_POD {
-		pid, err := container.StartPodInit(s.dir)
+		pid, err := container.StartPodInit(r.shim, s.dir)
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/nanokube/nanokube/internal/runtime/container"
 	"github.com/nanokube/nanokube/internal/runtime/errdefs"
 	"github.com/nanokube/nanokube/internal/runtime/network"
+	"github.com/nanokube/nanokube/internal/runtime/shim"
 )
 
 // Streaming protocols served: remote command v4 (SPDY and WebSocket) and v5 (WebSocket),
@@ -357,18 +358,18 @@ func (r *Runtime) attachStream(at *runtimeapi.AttachRequest, rs *remoteStreams) 
 	send := func(typ byte, p []byte) error {
 		wmu.Lock()
 		defer wmu.Unlock()
-		return container.WriteFrame(conn, typ, p)
+		return shim.WriteFrame(conn, typ, p)
 	}
 	if rs.stdin != nil && c.config.GetStdin() {
 		go func() {
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := rs.stdin.Read(buf)
-				if n > 0 && send(container.FrameStdin, buf[:n]) != nil {
+				if n > 0 && send(shim.FrameStdin, buf[:n]) != nil {
 					return
 				}
 				if err != nil {
-					_ = send(container.FrameStdinClose, nil)
+					_ = send(shim.FrameStdinClose, nil)
 					return
 				}
 			}
@@ -383,24 +384,24 @@ func (r *Runtime) attachStream(at *runtimeapi.AttachRequest, rs *remoteStreams) 
 					return
 				}
 				p := []byte{byte(sz.Width >> 8), byte(sz.Width), byte(sz.Height >> 8), byte(sz.Height)}
-				if send(container.FrameResize, p) != nil {
+				if send(shim.FrameResize, p) != nil {
 					return
 				}
 			}
 		}()
 	}
 	for {
-		typ, p, err := container.ReadFrame(conn)
+		typ, p, err := shim.ReadFrame(conn)
 		if err != nil {
 			return nil // the container exited, or the shim went away
 		}
 		var out io.Writer
 		switch typ {
-		case container.FrameStdout:
+		case shim.FrameStdout:
 			if rs.stdout != nil {
 				out = rs.stdout
 			}
-		case container.FrameStderr:
+		case shim.FrameStderr:
 			if rs.stderr != nil {
 				out = rs.stderr
 			} else if at.GetTty() && rs.stdout != nil {
@@ -732,7 +733,7 @@ func dialInNetNS(nsPath string, port int) (net.Conn, error) {
 }
 
 // Attach implements CRI: it hands out a one-use streaming URL to the container's stdio,
-// which the container's shim serves (see container.AttachSocket).
+// which the container's shim serves (see shim.AttachSocket).
 func (r *Runtime) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
 	c, err := r.getContainer(req.GetContainerId())
 	if err != nil {

@@ -1,11 +1,12 @@
-// Package container owns what runs a container: the OCI spec built from a CRI config, the
-// runc command line, the per-container shim, and the CRI log format.
+// Package container owns what runs a container, on the runtime's side: the OCI spec built
+// from a CRI config, the runc command line, and starting, recognising, waiting for and
+// signalling the per-container shims and pod inits.
 //
-// The shim is this same binary re-executed with the ShimEnv variable set (see init in
-// shim.go): it runs `runc create` with pipes for the container's stdio, becomes the
-// container's parent as a child subreaper, copies output to the CRI log file, and on exit
-// writes exit.json in the bundle directory before it exits itself. It outlives the runtime,
-// so a restarted runtime finds running containers still running and exited ones with their
-// exit code. The runtime talks to it only through files in the bundle and signals:
-// SIGUSR1 reopens the log file.
+// The shims and pod inits themselves, and the files and frames they share with the
+// runtime, are package shim. The runtime runs them from a shim program: the dedicated
+// nanokube-shim (see package shimbin) or, when none is embedded, any binary that links
+// this package, whose init hands over to shim.Main when the environment asks for a shim.
+// Shims outlive the runtime, so a restarted runtime finds running containers still running
+// and exited ones with their exit code. The runtime talks to a shim only through files in
+// the bundle and signals: SIGUSR1 reopens the log file.
 package container

@@ -1,67 +1,41 @@
 package container
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nanokube/nanokube/internal/runtime/errdefs"
+	"github.com/nanokube/nanokube/internal/runtime/shim"
 )
 
-// ShimEnv, when set in the environment, turns this binary into a container shim for the
-// bundle directory it names (see init).
-const ShimEnv = "NANOKUBE_RUNTIME_SHIM"
+// Exit is the record a shim leaves when the container's init exits.
+type Exit = shim.Exit
 
-// Files in a bundle directory.
-const (
-	ShimConfigFile = "shim.json"
-	ExitFile       = "exit.json"
-	ShimPidFile    = "shim.pid"
-	InitPidFile    = "init.pid"
-	runcLogFile    = "runc.log"
-	shimLogFile    = "shim.log"
-)
-
-// ShimConfig is what the shim reads from its bundle directory.
-type ShimConfig struct {
-	ID      string `json:"id"`
-	Runc    Runc   `json:"runc"`
-	LogPath string `json:"logPath,omitempty"`
-	Stdin   bool   `json:"stdin,omitempty"`
-	// StdinOnce closes the container's stdin when the first attached client closes its own.
-	StdinOnce bool `json:"stdinOnce,omitempty"`
-	Terminal  bool `json:"terminal,omitempty"`
-	// CgroupsPath is the container's cgroup (as in the OCI spec), read for OOM kills.
-	CgroupsPath string `json:"cgroupsPath,omitempty"`
-}
-
-// Exit is the record the shim leaves when the container's init exits.
-type Exit struct {
-	Code       int32     `json:"code"`
-	Signal     int       `json:"signal,omitempty"`
-	OOMKilled  bool      `json:"oomKilled,omitempty"`
-	FinishedAt time.Time `json:"finishedAt"`
+// init turns any binary that links this package (nanokube, its tests) into a shim or pod
+// init when the environment asks for one: that is how shims run when no dedicated shim
+// program is embedded, and how shims started by such a binary keep their meaning.
+func init() {
+	if code, ran := shim.Main(); ran {
+		os.Exit(code)
+	}
 }
 
 // ReadExit returns the exit record in bundle, or an ErrNotFound error if the container has
 // not exited (or its shim died without recording it).
 func ReadExit(bundle string) (*Exit, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, ExitFile))
+	b, err := os.ReadFile(filepath.Join(bundle, shim.ExitFile))
 	if os.IsNotExist(err) {
 		return nil, fmt.Errorf("exit record: %w", errdefs.ErrNotFound)
 	}
@@ -72,19 +46,24 @@ func ReadExit(bundle string) (*Exit, error) {
 	return &e, json.Unmarshal(b, &e)
 }
 
-func init() {
-	if bundle := os.Getenv(ShimEnv); bundle != "" {
-		os.Exit(shimMain(bundle))
+// ProbeShim checks that program runs and speaks the shim contract of this runtime.
+func ProbeShim(ctx context.Context, program string) error {
+	cmd := exec.CommandContext(ctx, program)
+	cmd.Env = append(os.Environ(), shim.ProbeEnv+"=1")
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("probe shim program %s: %w", program, err)
 	}
+	if got := strings.TrimSpace(string(out)); got != shim.ProbeReply {
+		return fmt.Errorf("shim program %s answered %q, want %q", program, got, shim.ProbeReply)
+	}
+	return nil
 }
 
-// StartShim launches the shim for bundle (which must hold config.json and shim.json) and
-// returns once `runc create` has finished: the container exists, its init waits for Start.
-func StartShim(ctx context.Context, bundle string) (pid int, err error) {
-	self, err := os.Executable()
-	if err != nil {
-		return 0, err
-	}
+// StartShim runs program (a shim program: the dedicated one or a binary linking this
+// package) as the shim for bundle, which must hold config.json and shim.json, and returns
+// once `runc create` has finished: the container exists, its init waits for Start.
+func StartShim(ctx context.Context, program, bundle string) (pid int, err error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, err
@@ -96,15 +75,16 @@ func StartShim(ctx context.Context, bundle string) (pid int, err error) {
 		return 0, err
 	}
 	defer devnull.Close()
-	logf, err := os.OpenFile(filepath.Join(bundle, shimLogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(filepath.Join(bundle, shim.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		w.Close()
 		return 0, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self)
+	cmd := exec.Command(program)
 	cmd.Dir = bundle
-	cmd.Env = append(os.Environ(), ShimEnv+"="+bundle)
+	// The variable is also how ShimAlive recognises the process, whoever started it.
+	cmd.Env = append(os.Environ(), shim.ShimEnv+"="+bundle)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, logf
 	cmd.ExtraFiles = []*os.File{w}
 	// Its own session: the shim must outlive the runtime and its signals.
@@ -136,228 +116,9 @@ func StartShim(ctx context.Context, bundle string) (pid int, err error) {
 	return pid, nil
 }
 
-// shimMain runs in the re-executed shim process.
-func shimMain(bundle string) int {
-	status := os.NewFile(3, "status")
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "shim:", err)
-		if status != nil {
-			fmt.Fprintln(status, err)
-			status.Close()
-		}
-		return 1
-	}
-	var cfg ShimConfig
-	b, err := os.ReadFile(filepath.Join(bundle, ShimConfigFile))
-	if err != nil {
-		return fail(err)
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fail(err)
-	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fail(fmt.Errorf("set subreaper: %w", err))
-	}
-	// Catch SIGCHLD and reap only after we know the container's pid.
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
-	reopen := make(chan os.Signal, 1)
-	signal.Notify(reopen, syscall.SIGUSR1)
-
-	logw, err := openLog(cfg.LogPath)
-	if err != nil {
-		return fail(fmt.Errorf("open log %s: %w", cfg.LogPath, err))
-	}
-	al, err := net.Listen("unix", AttachSocket)
-	if err != nil {
-		return fail(fmt.Errorf("attach socket: %w", err))
-	}
-	hub := newAttachHub(al)
-	pidFile := filepath.Join(bundle, InitPidFile)
-	args := []string{"--root", cfg.Runc.Root, "--log", filepath.Join(bundle, runcLogFile),
-		"--log-format", "json", "create", "--bundle", bundle, "--pid-file", pidFile}
-	var copying sync.WaitGroup
-	var startCopy func()
-	if cfg.Terminal {
-		// runc hands the pty master over the console socket; the container's stdio is the
-		// pty's slave side, and output comes as one stream.
-		_ = os.Remove(consoleSocket)
-		cl, err := net.ListenUnix("unix", &net.UnixAddr{Name: consoleSocket, Net: "unix"})
-		if err != nil {
-			return fail(fmt.Errorf("console socket: %w", err))
-		}
-		type result struct {
-			f   *os.File
-			err error
-		}
-		got := make(chan result, 1)
-		go func() { f, err := receiveConsole(cl); got <- result{f, err} }()
-		cmd := exec.Command(cfg.Runc.Binary, append(args, "--console-socket", consoleSocket, cfg.ID)...)
-		runErr := cmd.Run()
-		cl.Close()
-		_ = os.Remove(consoleSocket)
-		if runErr != nil {
-			return fail(fmt.Errorf("runc create: %s", lastRuncError(filepath.Join(bundle, runcLogFile), runErr)))
-		}
-		var res result
-		select {
-		case res = <-got:
-		case <-time.After(10 * time.Second):
-			res.err = errors.New("runc sent no console")
-		}
-		if res.err != nil {
-			return fail(res.err)
-		}
-		master := res.f
-		if cfg.Stdin {
-			hub.stdin = master
-			// A terminal cannot be half-closed: end-of-input is ^D.
-			hub.closeIn = sync.OnceFunc(func() {
-				if cfg.StdinOnce {
-					_, _ = master.Write([]byte{4})
-				}
-			})
-		}
-		hub.resize = func(w, h uint16) {
-			_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
-		}
-		startCopy = func() {
-			copying.Add(1)
-			go func() { defer copying.Done(); logw.copyLines("stdout", master, hub.tee(FrameStdout)) }()
-		}
-	} else {
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			return fail(err)
-		}
-		errR, errW, err := os.Pipe()
-		if err != nil {
-			return fail(err)
-		}
-		var stdinR, stdinW *os.File
-		if cfg.Stdin {
-			if stdinR, stdinW, err = os.Pipe(); err != nil {
-				return fail(err)
-			}
-		}
-		cmd := exec.Command(cfg.Runc.Binary, append(args, cfg.ID)...)
-		if stdinR != nil {
-			cmd.Stdin = stdinR
-		}
-		cmd.Stdout, cmd.Stderr = outW, errW
-		if err := cmd.Run(); err != nil {
-			return fail(fmt.Errorf("runc create: %s", lastRuncError(filepath.Join(bundle, runcLogFile), err)))
-		}
-		outW.Close()
-		errW.Close()
-		if stdinR != nil {
-			stdinR.Close()
-			// Held open until an attached client closes it (StdinOnce), so the container
-			// does not see EOF on its own.
-			hub.stdin = stdinW
-			hub.closeIn = sync.OnceFunc(func() {
-				if cfg.StdinOnce {
-					stdinW.Close()
-				}
-			})
-		}
-		startCopy = func() {
-			copying.Add(2)
-			go func() { defer copying.Done(); logw.copyLines("stdout", outR, hub.tee(FrameStdout)) }()
-			go func() { defer copying.Done(); logw.copyLines("stderr", errR, hub.tee(FrameStderr)) }()
-		}
-	}
-	pb, err := os.ReadFile(pidFile)
-	if err != nil {
-		return fail(err)
-	}
-	initPid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
-	if err != nil {
-		return fail(fmt.Errorf("pid file: %w", err))
-	}
-	if err := os.WriteFile(filepath.Join(bundle, ShimPidFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		return fail(err)
-	}
-	fmt.Fprintln(status, "ok")
-	status.Close()
-
-	go hub.serve()
-	startCopy()
-	go func() {
-		for range reopen {
-			if err := logw.reopen(); err != nil {
-				fmt.Fprintln(os.Stderr, "shim: reopen log:", err)
-			}
-		}
-	}()
-
-	exit := Exit{Code: 255}
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			// No children left and the init was never seen: record an unknown exit.
-			exit.FinishedAt = time.Now()
-			break
-		}
-		if pid != initPid {
-			continue
-		}
-		exit.FinishedAt = time.Now()
-		switch {
-		case ws.Exited():
-			exit.Code = int32(ws.ExitStatus())
-		case ws.Signaled():
-			exit.Code, exit.Signal = 128+int32(ws.Signal()), int(ws.Signal())
-		}
-		// The cgroup outlives the init until the runtime deletes the container.
-		exit.OOMKilled = oomKilled(cfg.CgroupsPath)
-		break
-	}
-	// The pipes close when the last process holding them exits; don't wait forever for
-	// daemons that escaped the container's pid namespace.
-	drained := make(chan struct{})
-	go func() { copying.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(2 * time.Second):
-	}
-	logw.close()
-	hub.finish()
-	eb, _ := json.Marshal(exit)
-	tmp := filepath.Join(bundle, ExitFile+".tmp")
-	if err := os.WriteFile(tmp, eb, 0o600); err == nil {
-		_ = os.Rename(tmp, filepath.Join(bundle, ExitFile))
-	}
-	return 0
-}
-
-// lastRuncError picks the last error runc logged, which says more than its exit status.
-func lastRuncError(path string, fallback error) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fallback.Error()
-	}
-	defer f.Close()
-	msg := fallback.Error()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var rec struct {
-			Level string `json:"level"`
-			Msg   string `json:"msg"`
-		}
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && (rec.Level == "error" || rec.Level == "fatal") {
-			msg = rec.Msg
-		}
-	}
-	return msg
-}
-
 // ShimAlive reports whether the shim recorded in bundle is still running.
 func ShimAlive(bundle string) bool {
-	b, err := os.ReadFile(filepath.Join(bundle, ShimPidFile))
+	b, err := os.ReadFile(filepath.Join(bundle, shim.PidFile))
 	if err != nil {
 		return false
 	}
@@ -368,19 +129,22 @@ func ShimAlive(bundle string) bool {
 	return unix.Kill(pid, 0) == nil && isOurShim(pid, bundle)
 }
 
+// isOurShim tells our shim from a process that reused its pid, by the variable every shim
+// program was started with, whichever nanokube version started it.
 func isOurShim(pid int, bundle string) bool {
+	return hasEnv(pid, shim.ShimEnv+"="+bundle)
+}
+
+func hasEnv(pid int, kv string) bool {
 	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil {
-		return false
-	}
-	return strings.Contains(string(env), ShimEnv+"="+bundle+"\x00")
+	return err == nil && strings.Contains("\x00"+string(env), "\x00"+kv+"\x00")
 }
 
 // WaitExit blocks until the container in bundle has an exit record or ctx is done. It
 // returns the record; if the shim is gone without one, an Exit with code 255.
 func WaitExit(ctx context.Context, bundle string) (*Exit, error) {
 	pid := 0
-	if b, err := os.ReadFile(filepath.Join(bundle, ShimPidFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(bundle, shim.PidFile)); err == nil {
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
 	var pidfd int = -1
@@ -427,7 +191,7 @@ func WaitExit(ctx context.Context, bundle string) (*Exit, error) {
 
 // ReopenLog asks the shim of bundle to reopen its log file.
 func ReopenLog(bundle string) error {
-	b, err := os.ReadFile(filepath.Join(bundle, ShimPidFile))
+	b, err := os.ReadFile(filepath.Join(bundle, shim.PidFile))
 	if err != nil {
 		return fmt.Errorf("container shim: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -440,7 +204,7 @@ func ReopenLog(bundle string) error {
 
 // InitPid returns the host pid of the container's init as runc recorded it at create.
 func InitPid(bundle string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, InitPidFile))
+	b, err := os.ReadFile(filepath.Join(bundle, shim.InitPidFile))
 	if err != nil {
 		return 0, fmt.Errorf("container init pid: %w", errdefs.ErrNotFound)
 	}
