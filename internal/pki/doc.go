@@ -23,6 +23,8 @@
 //     reader sees either the old or the new content, never a partial file.
 //     Keys are written before their certificates.
 //   - Keys are ECDSA P-256, encoded as PKCS #8 "PRIVATE KEY" PEM blocks.
+//   - The serving certificate is presented with the CA appended to its chain: a joining
+//     agent holds only the CA's SHA-256 (from its JoinToken) and pins the CA it finds there.
 //   - A TokenAuthenticator is immutable and safe for concurrent use; to pick up
 //     edits to the file, load it again. Slices returned in a UserInfo belong to
 //     the caller.

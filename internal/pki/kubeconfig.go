@@ -49,5 +49,5 @@ func WriteKubeconfig(path, serverURL string, caPEM []byte, user Credentials) err
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data, 0o600)
+	return WriteFileAtomic(path, data, 0o600)
 }

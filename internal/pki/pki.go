@@ -100,6 +100,9 @@ func Ensure(dir string, opts Options) (*Bundle, error) {
 	if b.Serving, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		return nil, err
 	}
+	// The chain ends with the CA itself so that a joining agent, which holds only the CA's
+	// hash (JoinToken), can find the CA in the handshake and pin it.
+	b.Serving.Certificate = append(b.Serving.Certificate, b.CA.Cert.Raw)
 	certPEM, keyPEM, err = ensureLeaf(b.CAPool, b.AdminCertFile, b.AdminKeyFile, x509.ExtKeyUsageClientAuth, nil,
 		func() ([]byte, []byte, error) {
 			return IssueClientCert(b.CA, AdminUser, []string{MastersGroup}, leafTTL)
@@ -202,6 +205,24 @@ func ensureCA(certFile, keyFile string) (*CA, error) {
 			return nil, fmt.Errorf("CA certificate exists but its key does not load: %w", err)
 		}
 	}
+	return parseCA(certFile, certPEM, keyPEM)
+}
+
+// LoadCA reads an existing CA certificate and key, for signing (the controller manager's
+// --cluster-signing-cert-file and --cluster-signing-key-file).
+func LoadCA(certFile, keyFile string) (*CA, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return parseCA(certFile, certPEM, keyPEM)
+}
+
+func parseCA(certFile string, certPEM, keyPEM []byte) (*CA, error) {
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load CA from %s: %w", certFile, err)
@@ -253,10 +274,10 @@ func leafValid(certPEM, keyPEM []byte, roots *x509.CertPool, usage x509.ExtKeyUs
 // writePair writes the key first: a crash in between leaves a certificate
 // that does not match its key, which Ensure reissues, rather than a stale key.
 func writePair(certFile, keyFile string, certPEM, keyPEM []byte) error {
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := WriteFileAtomic(keyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(certFile, certPEM, 0o644)
+	return WriteFileAtomic(certFile, certPEM, 0o644)
 }
 
 func servingSANs(opts Options) ([]string, error) {
@@ -301,9 +322,9 @@ func splitSANs(sans []string) (dns []string, ips []net.IP) {
 	return dns, ips
 }
 
-// writeFileAtomic replaces path with data so readers never see a partial
+// WriteFileAtomic replaces path with data so readers never see a partial
 // file. The temporary file is created 0600, so secrets are never exposed.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err

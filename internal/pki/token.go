@@ -150,7 +150,7 @@ func EnsureTokenFile(path string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(path, []byte(line), 0o600); err != nil {
+	if err := WriteFileAtomic(path, []byte(line), 0o600); err != nil {
 		return "", err
 	}
 	return token, nil
