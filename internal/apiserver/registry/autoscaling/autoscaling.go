@@ -1,5 +1,5 @@
-// Package autoscaling describes autoscaling/v2 horizontalpodautoscalers. (autoscaling/v1 is
-// needed only for the Scale kind of the scale subresources, which the API server serves.)
+// Package autoscaling describes autoscaling/v2 horizontalpodautoscalers, also served as
+// autoscaling/v1 (see v1.go), and the autoscaling/v1 Scale kind of the scale subresources.
 package autoscaling
 
 import (
@@ -16,12 +16,13 @@ import (
 	"github.com/nanokube/nanokube/internal/apiserver/registry"
 )
 
-// Resources returns the autoscaling/v2 resources.
+// Resources returns the autoscaling resources, v2 (the preferred version) first.
 func Resources() []*registry.Resource {
 	return []*registry.Resource{
 		{GroupVersion: autoscalingv2.SchemeGroupVersion, Resource: "horizontalpodautoscalers", Kind: "HorizontalPodAutoscaler",
 			ListKind: "HorizontalPodAutoscalerList", SingularName: "horizontalpodautoscaler", ShortNames: []string{"hpa"},
 			Categories: []string{"all"}, Namespaced: true, Subresources: []string{"status"}, Strategy: HPAStrategy},
+		v1Resource(),
 	}
 }
 
