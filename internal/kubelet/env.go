@@ -18,7 +18,7 @@ import (
 	"github.com/nanokube/nanokube/internal/kubelet/volume"
 )
 
-// apiGetter reads configMaps and secrets straight from the API server.
+// apiGetter reads configMaps, secrets, claims and volumes straight from the API server.
 type apiGetter struct{ client kubernetes.Interface }
 
 func (g apiGetter) ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error) {
@@ -27,6 +27,14 @@ func (g apiGetter) ConfigMap(ctx context.Context, namespace, name string) (*v1.C
 
 func (g apiGetter) Secret(ctx context.Context, namespace, name string) (*v1.Secret, error) {
 	return g.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (g apiGetter) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
+	return g.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (g apiGetter) PersistentVolume(ctx context.Context, name string) (*v1.PersistentVolume, error) {
+	return g.client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
 }
 
 // envList keeps environment variables in first-definition order; a later definition of a

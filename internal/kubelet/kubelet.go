@@ -73,7 +73,10 @@ type Config struct {
 	// LeaseInterval how often the Lease is renewed (default 10s each).
 	StatusInterval time.Duration
 	LeaseInterval  time.Duration
-	Logger         *slog.Logger
+	// LocalPathDir is where the local-path provisioner's volumes live on this node (default
+	// /var/lib/nanokube/storage); the kubelet removes the directories of deleted volumes.
+	LocalPathDir string
+	Logger       *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -119,6 +122,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CgroupRoot == "" {
 		c.CgroupRoot = "/kubepods"
+	}
+	if c.LocalPathDir == "" {
+		c.LocalPathDir = volume.DefaultLocalPathDir
+	} else if !filepath.IsAbs(c.LocalPathDir) {
+		errs = append(errs, fmt.Errorf("local-path directory %q must be an absolute path", c.LocalPathDir))
 	}
 	if c.Address == "" {
 		c.Address = net.JoinHostPort(c.NodeIP, "10250")

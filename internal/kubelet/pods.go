@@ -5,6 +5,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -171,11 +172,32 @@ func (k *Kubelet) housekeeping(ctx context.Context) {
 		k.collectOrphans(ctx)
 		k.collectContainers(ctx)
 		k.collectImages(ctx)
+		k.sweepLocalPaths(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// sweepLocalPaths removes the data of deleted local-path volumes of this node (see
+// volume.Manager.SweepLocalPaths): the provisioner deletes the PersistentVolume of a deleted
+// claim but cannot reach this node's disk.
+func (k *Kubelet) sweepLocalPaths(ctx context.Context) {
+	_, err := k.volumes.SweepLocalPaths(ctx, k.cfg.LocalPathDir, func(ctx context.Context) (map[string]bool, error) {
+		list, err := k.client.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		names := make(map[string]bool, len(list.Items))
+		for _, pv := range list.Items {
+			names[pv.Name] = true
+		}
+		return names, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		k.log.WarnContext(ctx, "sweeping local-path volumes failed", "dir", k.cfg.LocalPathDir, "err", err)
 	}
 }
 

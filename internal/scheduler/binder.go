@@ -19,10 +19,24 @@ func metaFor(namespace, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: namespace, Name: name}
 }
 
-// bind POSTs the binding of an assumed pod. On failure the pod is forgotten and retried after
-// its backoff, unless it is gone or already bound.
-func (s *Scheduler) bind(ctx context.Context, qp *queue.QueuedPod, assumed *v1.Pod) {
+// bind POSTs the binding of an assumed pod, after selecting its node for the pod's delayed
+// (WaitForFirstConsumer) claims. On failure the pod is forgotten and retried after its
+// backoff, unless it is gone or already bound. Unlike kube-scheduler, the binding does not
+// wait for the claims to be provisioned: the kubelet waits for them.
+func (s *Scheduler) bind(ctx context.Context, qp *queue.QueuedPod, assumed *v1.Pod, volumes *framework.PodVolumes) {
 	node := assumed.Spec.NodeName
+	if err := s.selectNode(ctx, volumes, node); err != nil {
+		s.cache.forget(assumed.UID)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Info("scheduler: selecting the node of claims failed", "pod", klogRef(assumed), "node", node, "err", err)
+		s.recorder.Eventf(qp.Pod, nil, v1.EventTypeWarning, "FailedScheduling", "Scheduling",
+			"running PreBind plugin \"VolumeBinding\": %v", err)
+		s.queue.AddBackoff(qp)
+		s.queue.MoveAllToActiveOrBackoff(podRemovedHelps...)
+		return
+	}
 	err := s.client.CoreV1().Pods(assumed.Namespace).Bind(ctx, &v1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: assumed.Namespace, Name: assumed.Name, UID: assumed.UID},
 		Target:     v1.ObjectReference{Kind: "Node", Name: node},

@@ -13,7 +13,16 @@
 // or pods change. A bound pod gets a Scheduled event. Pods of another schedulerName are left
 // alone. With LeaderElect, only the holder of the kube-system/kube-scheduler Lease schedules.
 //
-// Not implemented yet: volume-related filters, PodDisruptionBudgets in preemption, non-empty
-// namespaceSelectors in pod affinity terms, and reserving nominated nodes for preemptors
-// against pods of lower priority.
+// Volumes (VolumeBinding): before each cycle the scheduler resolves the pod's
+// PersistentVolumeClaims from its caches (framework.PodVolumes); a missing claim or an unbound
+// claim of an Immediate class makes the pod unschedulable, a bound volume's required node
+// affinity restricts the nodes, and an unbound WaitForFirstConsumer claim accepts any node
+// (or the node already in its volume.kubernetes.io/selected-node). Before binding the pod,
+// the binder writes that annotation on such claims, which starts their provisioning; unlike
+// kube-scheduler it does not wait for the volumes to be bound (the kubelet does). Claim,
+// volume and class changes retry the pods VolumeBinding rejected.
+//
+// Not implemented yet: other volume filters (attach limits, zones), PodDisruptionBudgets in
+// preemption, non-empty namespaceSelectors in pod affinity terms, and reserving nominated
+// nodes for preemptors against pods of lower priority.
 package scheduler

@@ -7,9 +7,16 @@
 //	<podsDir>/<uid>/volumes/kubernetes.io~secret/<name>        secret (tmpfs)
 //	<podsDir>/<uid>/volumes/kubernetes.io~downward-api/<name>  downwardAPI (tmpfs)
 //	<podsDir>/<uid>/volumes/kubernetes.io~projected/<name>     projected (tmpfs)
+//	<podsDir>/<uid>/volumes/kubernetes.io~local-volume/<pv>    persistentVolumeClaim (bind mount)
 //
 // hostPath volumes are not copied: their host path is returned as is, after the type check.
-// Other volume types (persistentVolumeClaim, ephemeral, image, csi, ...) are refused.
+// A persistentVolumeClaim volume is resolved to the PersistentVolume bound to the claim (both
+// read through the Getter); its hostPath or local directory is bind-mounted (read-only if the
+// claim source says so) at the path above, which Teardown unmounts before removing the pod
+// directory, so the volume's data outlives the pod. A claim that is missing or not bound yet
+// yields an error wrapping ErrClaimNotBound: the pod waits and is retried. SweepLocalPaths
+// removes the directories of deleted local-path volumes. Other volume types (ephemeral,
+// image, csi, ...) are refused.
 //
 // # Contracts
 //

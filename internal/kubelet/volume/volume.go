@@ -19,10 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Getter reads the objects that volumes project. The kubelet passes one backed by client-go.
+// Getter reads the objects that volumes project or refer to. The kubelet passes one backed
+// by client-go.
 type Getter interface {
 	ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error)
 	Secret(ctx context.Context, namespace, name string) (*v1.Secret, error)
+	PersistentVolumeClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error)
+	PersistentVolume(ctx context.Context, name string) (*v1.PersistentVolume, error)
 }
 
 // ErrMissingSource wraps errors about a non-optional configMap/secret (or key) that does not
@@ -122,8 +125,10 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, 
 		return d, m.writeVolume(ctx, pod, d, true, fsGroup, func(p *payload) error {
 			return m.projectedFiles(ctx, pod, p, src.Projected, allocatable)
 		})
+	case src.PersistentVolumeClaim != nil:
+		return m.setupClaim(ctx, pod, vol)
 	}
-	return "", errors.New("unsupported volume type: nanokube serves emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes")
+	return "", errors.New("unsupported volume type: nanokube serves emptyDir, hostPath, configMap, secret, downwardAPI, projected and persistentVolumeClaim volumes")
 }
 
 // writeVolume builds the files of an atomically written volume and writes them if they

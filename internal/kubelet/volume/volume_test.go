@@ -28,6 +28,22 @@ import (
 type fakeGetter struct {
 	configMaps map[string]*v1.ConfigMap // by name, namespace "ns"
 	secrets    map[string]*v1.Secret
+	claims     map[string]*v1.PersistentVolumeClaim
+	volumes    map[string]*v1.PersistentVolume
+}
+
+func (g *fakeGetter) PersistentVolumeClaim(_ context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
+	if c, ok := g.claims[name]; ok && namespace == "ns" {
+		return c, nil
+	}
+	return nil, apierrors.NewNotFound(v1.Resource("persistentvolumeclaims"), name)
+}
+
+func (g *fakeGetter) PersistentVolume(_ context.Context, name string) (*v1.PersistentVolume, error) {
+	if pv, ok := g.volumes[name]; ok {
+		return pv, nil
+	}
+	return nil, apierrors.NewNotFound(v1.Resource("persistentvolumes"), name)
 }
 
 func (g *fakeGetter) ConfigMap(_ context.Context, namespace, name string) (*v1.ConfigMap, error) {
@@ -627,7 +643,7 @@ func TestHostPath(t *testing.T) {
 func TestUnsupportedVolumes(t *testing.T) {
 	m := newManager(t, newGetter(), nil)
 	pod := newPod("uid-1",
-		vol("pvc", v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}),
+		vol("eph", v1.VolumeSource{Ephemeral: &v1.EphemeralVolumeSource{}}),
 		vol("cfg", v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "nope"}}}),
 		vol("ok", v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}),
 	)
@@ -635,7 +651,7 @@ func TestUnsupportedVolumes(t *testing.T) {
 	if paths != nil || err == nil {
 		t.Fatalf("Setup = %v, %v; want an error", paths, err)
 	}
-	for _, want := range []string{`volume "pvc": unsupported volume type`, `volume "cfg": missing volume source: configMap "nope" not found`} {
+	for _, want := range []string{`volume "eph": unsupported volume type`, `volume "cfg": missing volume source: configMap "nope" not found`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

@@ -3,9 +3,9 @@ package framework
 // Default returns the default plugin set with kube-scheduler's default score weights.
 func Default() *Framework {
 	return &Framework{
-		PreFilters: []PreFilterPlugin{NodePorts{}, InterPodAffinity{}, PodTopologySpread{}},
+		PreFilters: []PreFilterPlugin{NodePorts{}, InterPodAffinity{}, PodTopologySpread{}, VolumeBinding{}},
 		Filters: []FilterPlugin{NodeUnschedulable{}, NodeName{}, TaintToleration{}, NodeAffinity{}, NodePorts{},
-			NodeResourcesFit{}, PodTopologySpread{}, InterPodAffinity{}},
+			NodeResourcesFit{}, VolumeBinding{}, PodTopologySpread{}, InterPodAffinity{}},
 		PreScores: []PreScorePlugin{NodeAffinity{}, PodTopologySpread{}, SelectorSpread{}},
 		Scores: []WeightedScore{
 			{NodeResourcesFit{}, 1},

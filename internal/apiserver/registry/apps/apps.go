@@ -6,6 +6,7 @@ package apps
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -358,7 +359,28 @@ func validateStatefulSet(s *appsv1.StatefulSet) field.ErrorList {
 		errs = append(errs, core.ValidatePersistentVolumeClaimSpec(&s.Spec.VolumeClaimTemplates[i].Spec, sp.Child("volumeClaimTemplates").Index(i).Child("spec"))...)
 	}
 	errs = append(errs, core.ValidateSelector(s.Spec.Selector, &s.Spec.Template, sp, "statefulset")...)
-	return append(errs, validateTemplate(&s.Spec.Template, sp.Child("template"))...)
+	return append(errs, validateTemplate(withClaimVolumes(s), sp.Child("template"))...)
+}
+
+// withClaimVolumes returns the template as the controller makes pods of it: each
+// volumeClaimTemplate is a persistentVolumeClaim volume of its name (replacing a template
+// volume of that name), so that volumeMounts may name claim templates, as in Kubernetes.
+func withClaimVolumes(s *appsv1.StatefulSet) *corev1.PodTemplateSpec {
+	if len(s.Spec.VolumeClaimTemplates) == 0 {
+		return &s.Spec.Template
+	}
+	t := s.Spec.Template.DeepCopy()
+	for _, c := range s.Spec.VolumeClaimTemplates {
+		vol := corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name}}}
+		i := slices.IndexFunc(t.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.Name })
+		if i >= 0 {
+			t.Spec.Volumes[i] = vol
+		} else {
+			t.Spec.Volumes = append(t.Spec.Volumes, vol)
+		}
+	}
+	return t
 }
 
 func supportedValue[T comparable](v T, allowed []T) bool {

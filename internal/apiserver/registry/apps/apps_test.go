@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -129,6 +130,28 @@ func TestStatefulSet(t *testing.T) {
 	scaled.Status.ReadyReplicas = 2
 	if row := StatefulSetStrategy.Row(scaled); row[1] != "2/3" {
 		t.Errorf("row %v", row)
+	}
+}
+
+// TestStatefulSetMountsClaimTemplates: a volumeMount may name a volumeClaimTemplate, not
+// anything else.
+func TestStatefulSetMountsClaimTemplates(t *testing.T) {
+	s := &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		Template: template(), ServiceName: "web"}}
+	s.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}}
+	StatefulSetStrategy.Default(s)
+	if errs := StatefulSetStrategy.Validate(s); len(errs) != 0 {
+		t.Errorf("mount of a claim template: %v", errs)
+	}
+	if len(s.Spec.Template.Spec.Volumes) != 0 {
+		t.Errorf("validation changed the template: %v", s.Spec.Template.Spec.Volumes)
+	}
+	s.Spec.Template.Spec.Containers[0].VolumeMounts[0].Name = "other"
+	if errs := StatefulSetStrategy.Validate(s); len(errs) != 1 {
+		t.Errorf("mount of nothing: %v", errs)
 	}
 }
 
