@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,6 +53,10 @@ func newControllerManagerCommand() *cobra.Command {
 	fs.IntVar(&cfg.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's pod CIDR")
 	fs.Float64Var(&cfg.CronJobClockSpeed, "cronjob-clock-speed", 1, "run CronJob schedules this many times faster than real time (for tests and demos)")
 	fs.DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 0, "how long a node may be silent before it is marked Unknown (default 40s)")
+	fs.DurationVar(&cfg.HorizontalPodAutoscalerSyncPeriod, "horizontal-pod-autoscaler-sync-period", 15*time.Second, "how often each horizontal pod autoscaler is evaluated")
+	fs.StringVar(&cfg.ClusterSigningCertFile, "cluster-signing-cert-file", "", "CA certificate the csrsigning controller issues node certificates with (PEM)")
+	fs.StringVar(&cfg.ClusterSigningKeyFile, "cluster-signing-key-file", "", "key of --cluster-signing-cert-file (PEM)")
+	fs.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", 0, "longest lifetime of issued certificates (default 8760h)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

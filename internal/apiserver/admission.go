@@ -7,16 +7,20 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
+	registrystorage "github.com/nanokube/nanokube/internal/apiserver/registry/storage"
 	"github.com/nanokube/nanokube/internal/storage"
 )
 
 var priorityClassesGVR = schema.GroupVersionResource{Group: "scheduling.k8s.io", Version: "v1", Resource: "priorityclasses"}
+
+var storageClassesGVR = schema.GroupVersionResource{Group: "storage.k8s.io", Version: "v1", Resource: "storageclasses"}
 
 // systemPriorityClasses are the classes every Kubernetes cluster has.
 var systemPriorityClasses = []*schedulingv1.PriorityClass{
@@ -31,6 +35,9 @@ var systemPriorityClasses = []*schedulingv1.PriorityClass{
 // for not-ready and unreachable nodes) and Priority (spec.priority from the pod's
 // PriorityClass, or the global default class, or 0).
 func (s *Server) admitDefaults(ctx context.Context, rs *resourceStore, obj runtime.Object) error {
+	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
+		return s.admitDefaultStorageClass(ctx, pvc)
+	}
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return nil
@@ -103,6 +110,35 @@ func (s *Server) ensurePriorityClasses(ctx context.Context, opts writeOptions) e
 		if err := s.ensure(ctx, pcs, c, opts); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// admitDefaultStorageClass is Kubernetes' DefaultStorageClass admission: a claim created
+// without spec.storageClassName gets the default StorageClass (the newest one, then the first
+// by name, if several are marked default). An explicit "" means "no class" and is kept, as is
+// a claim when no class is the default.
+func (s *Server) admitDefaultStorageClass(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
+	scs := s.resources[storageClassesGVR]
+	if scs == nil || pvc.Spec.StorageClassName != nil {
+		return nil
+	}
+	items, _, err := scs.cacheList(ctx, scs.prefix, 0, func(o runtime.Object) bool {
+		return registrystorage.IsDefaultClass(o.(*storagev1.StorageClass))
+	})
+	if err != nil {
+		return toStatus(err, scs.gr, "")
+	}
+	var def *storagev1.StorageClass
+	for _, it := range items {
+		c := it.(*storagev1.StorageClass)
+		if def == nil || c.CreationTimestamp.After(def.CreationTimestamp.Time) ||
+			(c.CreationTimestamp.Equal(&def.CreationTimestamp) && c.Name < def.Name) {
+			def = c
+		}
+	}
+	if def != nil {
+		pvc.Spec.StorageClassName = ptr.To(def.Name)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ type discovery struct {
 const aggregatedContentType = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 var subresourceVerbs = map[string][]string{
-	"status": {"get", "patch", "update"}, "scale": {"get", "patch", "update"},
+	"status": {"get", "patch", "update"}, "approval": {"get", "patch", "update"}, "scale": {"get", "patch", "update"},
 	"binding": {"create"}, "eviction": {"create"}, "log": {"get"},
 	"exec": {"create", "get"}, "attach": {"create", "get"}, "portforward": {"create", "get"},
 	"proxy":    {"create", "delete", "get", "head", "options", "patch", "put"},
@@ -47,7 +47,7 @@ var subresourceKinds = map[string]schema.GroupVersionKind{
 
 var resourceVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 
-func newDiscovery(resources []*registry.Resource) *discovery {
+func newDiscovery(resources []*registry.Resource, extra ...extraGroupVersion) *discovery {
 	d := &discovery{versions: map[string][]string{}, resources: map[schema.GroupVersion]*metav1.APIResourceList{},
 		perGV: map[string][]byte{}, perGroup: map[string][]byte{}, aggregated: map[bool][]byte{}}
 	aggGroups := map[string]*apidiscoveryv2.APIGroupDiscovery{}
@@ -97,6 +97,36 @@ func newDiscovery(resources []*registry.Resource) *discovery {
 		for i := range g.Versions {
 			if g.Versions[i].Version == gv.Version {
 				g.Versions[i].Resources = append(g.Versions[i].Resources, ar)
+			}
+		}
+	}
+	// Group-versions served by their own handlers (metrics.k8s.io) list their resources as is.
+	for _, x := range extra {
+		gv := x.gv
+		if _, ok := d.resources[gv]; !ok {
+			d.resources[gv] = &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String()}
+			if len(d.versions[gv.Group]) == 0 {
+				d.groups = append(d.groups, gv.Group)
+				aggGroups[gv.Group] = &apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: gv.Group}}
+			}
+			d.versions[gv.Group] = append(d.versions[gv.Group], gv.Version)
+			aggGroups[gv.Group].Versions = append(aggGroups[gv.Group].Versions, apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent})
+		}
+		d.resources[gv].APIResources = append(d.resources[gv].APIResources, x.resources...)
+		g := aggGroups[gv.Group]
+		for i := range g.Versions {
+			if g.Versions[i].Version != gv.Version {
+				continue
+			}
+			for _, r := range x.resources {
+				scope := apidiscoveryv2.ScopeCluster
+				if r.Namespaced {
+					scope = apidiscoveryv2.ScopeNamespace
+				}
+				g.Versions[i].Resources = append(g.Versions[i].Resources, apidiscoveryv2.APIResourceDiscovery{
+					Resource: r.Name, SingularResource: r.SingularName, Scope: scope, Verbs: r.Verbs, ShortNames: r.ShortNames,
+					Categories: r.Categories, ResponseKind: &metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: r.Kind},
+				})
 			}
 		}
 	}

@@ -22,6 +22,21 @@
 // read from etcd at the first page's revision; watches are served from the cache
 // (storage.Cacher).
 //
+// Every authenticated request (its user carries system:authenticated) is authorized before
+// it is served (authorization.go): the attributes kube-apiserver's RequestInfo would give
+// (verb, group, resource, subresource, namespace, name, or the non-resource path), after any
+// Impersonate-* headers were authorized and applied, go to the configured authorizer
+// (RBAC by default, or AlwaysAllow; system:masters is always allowed; see package authz).
+// Denials are 403 Status errors with kube-apiserver's messages. Writes of Roles,
+// ClusterRoles and their bindings are checked for escalation (escalation.go); the default
+// policy is reconciled at every start (policy_bootstrap.go); the review APIs
+// (SubjectAccessReviews, SelfSubjectRulesReview, SelfSubjectReview) are answered by the
+// authorizer and never stored (reviews.go).
+//
 // Storage errors are mapped to Status codes in one place (toStatus); handlers return errors
 // and never write partial objects.
+//
+// The resource metrics API (metrics.k8s.io/v1beta1, for kubectl top and the autoscaler) is
+// served by the server itself from kubelet summaries it scrapes (package resourcemetrics,
+// mounted and advertised in resourcemetrics_glue.go), without an aggregation layer.
 package apiserver

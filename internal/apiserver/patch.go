@@ -144,8 +144,8 @@ func (s *Server) apply(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return nil, false, badRequest("the namespace of the provided object does not match the namespace sent on the request")
 	}
 	fm := rs.managed[""]
-	if req.subresource == "status" {
-		fm = rs.managed["status"]
+	if f := rs.managed[req.subresource]; f != nil {
+		fm = f
 	}
 	opts.applied = true
 	obj, err := s.updateObject(ctx, rs, req, opts, func(cur runtime.Object) (runtime.Object, error) {

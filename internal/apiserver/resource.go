@@ -54,7 +54,10 @@ func newResourceStore(s *Server, res *registry.Resource) (*resourceStore, error)
 	v := reflect.ValueOf(obj).Elem()
 	rs.hasSpec = v.FieldByName("Spec").IsValid()
 	rs.hasStat = v.FieldByName("Status").IsValid() && res.HasSubresource("status")
-	for _, sub := range []string{"", "status"} {
+	for _, sub := range []string{"", "status", "approval"} {
+		if sub == "approval" && !res.HasSubresource(sub) {
+			continue
+		}
 		fm, err := managedfields.NewDefaultFieldManager(s.typeConverter, s.codecs.scheme, defaulter{res}, s.codecs.scheme,
 			gvk, res.GroupVersion, sub, nil)
 		if err != nil {

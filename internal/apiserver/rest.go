@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	rbacregistry "github.com/nanokube/nanokube/internal/apiserver/registry/rbac"
 	"github.com/nanokube/nanokube/internal/storage"
 )
 
@@ -54,7 +55,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	var result runtime.Object
 	code := http.StatusOK
 	switch req.subresource {
-	case "", "status", "ephemeralcontainers":
+	case "", "status", "approval", "ephemeralcontainers":
 		switch req.verb {
 		case "get":
 			result, err = s.get(ctx, r, rs, req)
@@ -291,6 +292,7 @@ func (s *Server) createObject(ctx context.Context, rs *resourceStore, obj runtim
 	if rs.res.Strategy.PrepareForCreate != nil {
 		rs.res.Strategy.PrepareForCreate(obj)
 	}
+	setRequester(ctx, obj)
 	if rs.res.Strategy.Default != nil {
 		rs.res.Strategy.Default(obj)
 	}
@@ -298,6 +300,9 @@ func (s *Server) createObject(ctx context.Context, rs *resourceStore, obj runtim
 		return nil, err
 	}
 	if err := s.validate(rs, obj, nil); err != nil {
+		return nil, err
+	}
+	if err := s.checkEscalation(ctx, obj, nil); err != nil {
 		return nil, err
 	}
 	if err := s.checkNamespace(ctx, rs, m.GetNamespace(), m.GetName()); err != nil {
@@ -376,6 +381,8 @@ func nameValidator(resource string) apivalidation.ValidateNameFunc {
 		base = apivalidation.ValidateNamespaceName
 	case "services":
 		base = apivalidation.NameIsDNS1035Label
+	case "roles", "clusterroles", "rolebindings", "clusterrolebindings":
+		return rbacregistry.ValidateName // path segments such as "system:node"
 	}
 	return func(name string, prefix bool) []string {
 		if msgs := path.IsValidPathSegmentName(name); len(msgs) > 0 {
@@ -493,7 +500,7 @@ func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req reques
 // resource and its status subresource, bumps generation, defaults, validates and admits.
 func (s *Server) prepareUpdate(ctx context.Context, rs *resourceStore, sub string, obj, old runtime.Object, opts writeOptions) (runtime.Object, error) {
 	switch {
-	case sub == "status":
+	case sub == "status" || sub == "approval": // approval: the strategy narrows it to conditions
 		status := obj
 		obj = old.DeepCopyObject()
 		copyField(obj, status, "Status")
@@ -525,6 +532,9 @@ func (s *Server) prepareUpdate(ctx context.Context, rs *resourceStore, sub strin
 			o.Spec.EphemeralContainers = old.(*corev1.Pod).Spec.EphemeralContainers
 		}
 	}
+	if rs.res.Strategy.PrepareForUpdate != nil {
+		rs.res.Strategy.PrepareForUpdate(sub, obj, old)
+	}
 	m, _ := meta.Accessor(obj)
 	om, _ := meta.Accessor(old)
 	m.SetUID(om.GetUID())
@@ -535,13 +545,16 @@ func (s *Server) prepareUpdate(ctx context.Context, rs *resourceStore, sub strin
 	if rs.res.Strategy.Default != nil {
 		rs.res.Strategy.Default(obj)
 	}
-	if rs.hasSpec && sub != "status" && sub != "binding" && !specEqual(obj, old) {
+	if rs.hasSpec && sub != "status" && sub != "approval" && sub != "binding" && !specEqual(obj, old) {
 		m.SetGeneration(om.GetGeneration() + 1)
 	}
 	if sub != "binding" {
 		if err := s.validate(rs, obj, old); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.checkEscalation(ctx, obj, old); err != nil {
+		return nil, err
 	}
 	if err := s.admitUpdate(ctx, rs, obj, old, opts.dryRun); err != nil {
 		return nil, err
@@ -550,8 +563,8 @@ func (s *Server) prepareUpdate(ctx context.Context, rs *resourceStore, sub strin
 		return obj, nil
 	}
 	fm := rs.managed[""]
-	if sub == "status" {
-		fm = rs.managed["status"]
+	if f := rs.managed[sub]; f != nil {
+		fm = f
 	}
 	return fm.UpdateNoErrors(old, obj, opts.manager), nil
 }

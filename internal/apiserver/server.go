@@ -18,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/applyconfigurations"
 
+	"github.com/nanokube/nanokube/internal/apiserver/authz"
 	"github.com/nanokube/nanokube/internal/apiserver/registry"
+	"github.com/nanokube/nanokube/internal/apiserver/resourcemetrics"
 	"github.com/nanokube/nanokube/internal/pki"
 	"github.com/nanokube/nanokube/internal/storage"
 )
@@ -49,7 +51,13 @@ type Config struct {
 	EventCapacity int
 	// KubeletClientCert authenticates the API server to kubelets (logs, exec, port-forward).
 	KubeletClientCert *tls.Certificate
-	Log               *slog.Logger
+	// MetricResolution is how often kubelets are scraped for the resource metrics API
+	// (metrics.k8s.io); 0 means 15s.
+	MetricResolution time.Duration
+	// Authorization is the authorization mode: "RBAC" (the default) or "AlwaysAllow".
+	// Members of system:masters are allowed everything in either mode.
+	Authorization string
+	Log           *slog.Logger
 }
 
 // TokenAuthenticator maps a bearer token to a user.
@@ -83,6 +91,9 @@ func (c *Config) validate() error {
 	if c.CompactionInterval == 0 {
 		c.CompactionInterval = 5 * time.Minute
 	}
+	if c.Authorization == "" {
+		c.Authorization = AuthorizationRBAC
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -101,8 +112,14 @@ type Server struct {
 	ports     *portAllocator
 	metrics   *metrics
 	openapi   http.Handler
+	// resourceMetrics serves metrics.k8s.io from scraped kubelet summaries.
+	resourceMetrics *resourcemetrics.Metrics
 	// typeConverter knows the structure of every built-in type, for server-side apply.
 	typeConverter managedfields.TypeConverter
+	// authorizer decides every authenticated request; rbac is its RBAC part (nil with
+	// AlwaysAllow), which also resolves role references for escalation checks.
+	authorizer authz.Authorizer
+	rbac       *authz.RBAC
 
 	ready    chan struct{}
 	addrMu   sync.Mutex
@@ -123,6 +140,9 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 	}
 	s.typeConverter = applyconfigurations.NewTypeConverter(s.codecs.scheme)
+	if err := registerSharedStorageConversions(s.codecs.scheme, cfg.Resources); err != nil {
+		return nil, err
+	}
 	for _, res := range cfg.Resources {
 		rs, err := newResourceStore(s, res)
 		if err != nil {
@@ -153,7 +173,14 @@ func New(cfg Config) (*Server, error) {
 	if s.ports, err = newPortAllocator(cfg.Store, cfg.ServiceNodePortRange); err != nil {
 		return nil, err
 	}
-	s.discovery = newDiscovery(cfg.Resources)
+	if s.resourceMetrics, err = s.newResourceMetrics(); err != nil {
+		return nil, err
+	}
+	metricsGV, metricsResources := resourcemetrics.APIResources()
+	s.discovery = newDiscovery(cfg.Resources, append(reviewGroupVersions(), extraGroupVersion{metricsGV, metricsResources})...)
+	if err := s.newAuthorizer(); err != nil {
+		return nil, err
+	}
 	if s.openapi, err = newOpenAPI(cfg.Resources); err != nil {
 		return nil, err
 	}
@@ -217,6 +244,8 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	close(s.ready)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.resourceMetrics.Run(ctx) }()
 	s.log.Info("API server ready", "address", ln.Addr().String())
 
 	select {
@@ -248,7 +277,10 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := s.repairAllocations(ctx); err != nil {
 		return err
 	}
-	return s.ensureSystemObjects(ctx)
+	if err := s.ensureSystemObjects(ctx); err != nil {
+		return err
+	}
+	return s.ensureDefaultPolicy(ctx)
 }
 
 // Handler returns the full HTTP handler (authentication included).
@@ -267,7 +299,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/apis", s.discovery.serveAPIs)
 	mux.HandleFunc("/api/", s.serveResource)
 	mux.HandleFunc("/apis/", s.serveResource)
-	return s.recoverPanics(s.authenticate(s.metrics.instrument(mux)))
+	mux.HandleFunc(resourcemetrics.Prefix, s.serveResourceMetrics)
+	mux.HandleFunc(authorizationPrefix, s.serveReview)
+	mux.HandleFunc(authenticationPrefix, s.serveReview)
+	return s.recoverPanics(s.authenticate(s.metrics.instrument(s.authorize(mux))))
 }
 
 // recoverPanics answers a handler panic with a 500 Status instead of a reset connection.
@@ -316,8 +351,15 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(withUser(r.Context(), pki.UserFromCertificate(r.TLS.VerifiedChains[0][0]))))
 			return
 		}
-		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") && s.cfg.Tokens != nil {
-			if u, ok := s.cfg.Tokens.Authenticate(strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))); ok {
+		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+			token := strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+			if s.cfg.Tokens != nil {
+				if u, ok := s.cfg.Tokens.Authenticate(token); ok {
+					next.ServeHTTP(w, r.WithContext(withUser(r.Context(), u)))
+					return
+				}
+			}
+			if u, ok := s.authenticateBootstrapToken(r.Context(), token); ok {
 				next.ServeHTTP(w, r.WithContext(withUser(r.Context(), u)))
 				return
 			}
@@ -333,8 +375,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 
 type userKey struct{}
 
+// withUser records an authenticated user; every one carries system:authenticated.
 func withUser(ctx context.Context, u pki.UserInfo) context.Context {
-	return context.WithValue(ctx, userKey{}, u)
+	return context.WithValue(ctx, userKey{}, authz.WithAuthenticated(u))
 }
 
 func userFrom(ctx context.Context) pki.UserInfo {

@@ -12,7 +12,10 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/nanokube/nanokube/internal/pki"
 )
 
 // Context is what every controller is built from. Informers are shared: controllers ask for
@@ -33,6 +36,15 @@ type Context struct {
 	// CronJobClockSpeed runs the CronJob controller's clock this many times faster than
 	// real time (0 or 1: real time); tests use it instead of waiting for minutes.
 	CronJobClockSpeed float64
+	// RESTConfig is the manager's client configuration, for clients of other API groups
+	// (the resource metrics API).
+	RESTConfig *rest.Config
+	// HorizontalPodAutoscalerSyncPeriod is how often each autoscaler is evaluated (0: 15s).
+	HorizontalPodAutoscalerSyncPeriod time.Duration
+	// SigningCA issues the certificates of approved requests (nil: no csrsigning);
+	// SigningDuration caps their lifetime.
+	SigningCA       *pki.CA
+	SigningDuration time.Duration
 }
 
 // Controller is one control loop.

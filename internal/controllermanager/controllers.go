@@ -3,21 +3,29 @@ package controllermanager
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"k8s.io/client-go/rest"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/utils/clock"
 
+	"github.com/nanokube/nanokube/internal/controller/clusterroleaggregation"
 	"github.com/nanokube/nanokube/internal/controller/cronjob"
+	"github.com/nanokube/nanokube/internal/controller/csrapproving"
+	"github.com/nanokube/nanokube/internal/controller/csrsigning"
 	"github.com/nanokube/nanokube/internal/controller/daemonset"
 	"github.com/nanokube/nanokube/internal/controller/deployment"
 	"github.com/nanokube/nanokube/internal/controller/endpoints"
 	"github.com/nanokube/nanokube/internal/controller/endpointslice"
 	"github.com/nanokube/nanokube/internal/controller/garbagecollector"
 	"github.com/nanokube/nanokube/internal/controller/job"
+	"github.com/nanokube/nanokube/internal/controller/localpath"
 	"github.com/nanokube/nanokube/internal/controller/namespace"
 	"github.com/nanokube/nanokube/internal/controller/nodeipam"
 	"github.com/nanokube/nanokube/internal/controller/nodelifecycle"
+	"github.com/nanokube/nanokube/internal/controller/podautoscaler"
 	"github.com/nanokube/nanokube/internal/controller/podgc"
 	"github.com/nanokube/nanokube/internal/controller/replicaset"
 	"github.com/nanokube/nanokube/internal/controller/serviceaccount"
+	"github.com/nanokube/nanokube/internal/controller/statefulset"
 )
 
 // constructors is every controller the manager can run, by kube-controller-manager's name.
@@ -25,6 +33,10 @@ import (
 // adapts a Context to the package's own New. A constructor may return (nil, nil) when its
 // controller has nothing to do in this configuration; the manager then skips it.
 var constructors = map[string]Constructor{
+	"clusterrole-aggregation-controller": func(cc Context) (Controller, error) {
+		return clusterroleaggregation.New(clusterroleaggregation.Config{Client: cc.Client, Informers: cc.Informers,
+			Log: cc.Log.With("controller", "clusterrole-aggregation")})
+	},
 	"replicaset-controller": func(cc Context) (Controller, error) {
 		return replicaset.New(cc.Client, cc.Informers.Core().V1().Pods(), cc.Informers.Apps().V1().ReplicaSets(),
 			cc.Recorder("replicaset-controller"), cc.Log.With("controller", "replicaset"))
@@ -81,6 +93,36 @@ var constructors = map[string]Constructor{
 	"serviceaccount-controller": func(cc Context) (Controller, error) {
 		return serviceaccount.New(serviceaccount.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "serviceaccount")})
 	},
+	"certificatesigningrequest-approving-controller": func(cc Context) (Controller, error) {
+		return csrapproving.New(csrapproving.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "csrapproving")})
+	},
+	"certificatesigningrequest-signing-controller": func(cc Context) (Controller, error) {
+		if cc.SigningCA == nil {
+			return nil, nil // no --cluster-signing-cert-file: nothing to sign with, as in Kubernetes
+		}
+		return csrsigning.New(csrsigning.Config{Client: cc.Client, Informers: cc.Informers, CA: cc.SigningCA,
+			Duration: cc.SigningDuration, Log: cc.Log.With("controller", "csrsigning")})
+	},
+	"local-path-provisioner": func(cc Context) (Controller, error) {
+		return localpath.New(localpath.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("nanokube.io/local-path"),
+			Log: cc.Log.With("controller", "local-path-provisioner")})
+	},
+	"statefulset-controller": func(cc Context) (Controller, error) {
+		return statefulset.New(statefulset.Config{Client: cc.Client, Informers: cc.Informers, Recorder: cc.Recorder("statefulset-controller"),
+			Log: cc.Log.With("controller", "statefulset")})
+	},
+	"horizontal-pod-autoscaler-controller": func(cc Context) (Controller, error) {
+		if cc.RESTConfig == nil {
+			return nil, nil // no client configuration for the metrics API: nothing to scale by
+		}
+		mc, err := metricsclient.NewForConfig(rest.CopyConfig(cc.RESTConfig))
+		if err != nil {
+			return nil, err
+		}
+		return podautoscaler.New(podautoscaler.Config{Client: cc.Client, Metrics: mc, Informers: cc.Informers,
+			Recorder: cc.Recorder("horizontal-pod-autoscaler"), Log: cc.Log.With("controller", "horizontal-pod-autoscaler"),
+			SyncPeriod: cc.HorizontalPodAutoscalerSyncPeriod})
+	},
 	"pod-garbage-collector-controller": func(cc Context) (Controller, error) {
 		return podgc.New(podgc.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "podgc")})
 	},
@@ -88,20 +130,25 @@ var constructors = map[string]Constructor{
 
 // aliases are the older short names kube-controller-manager's --controllers still accepts.
 var aliases = map[string]string{
-	"replicaset":         "replicaset-controller",
-	"deployment":         "deployment-controller",
-	"daemonset":          "daemonset-controller",
-	"job":                "job-controller",
-	"cronjob":            "cronjob-controller",
-	"ttl-after-finished": "ttl-after-finished-controller",
-	"garbagecollector":   "garbage-collector-controller",
-	"namespace":          "namespace-controller",
-	"nodelifecycle":      "node-lifecycle-controller",
-	"nodeipam":           "node-ipam-controller",
-	"endpoint":           "endpoints-controller",
-	"endpointslice":      "endpointslice-controller",
-	"serviceaccount":     "serviceaccount-controller",
-	"podgc":              "pod-garbage-collector-controller",
+	"replicaset":               "replicaset-controller",
+	"deployment":               "deployment-controller",
+	"daemonset":                "daemonset-controller",
+	"job":                      "job-controller",
+	"cronjob":                  "cronjob-controller",
+	"ttl-after-finished":       "ttl-after-finished-controller",
+	"garbagecollector":         "garbage-collector-controller",
+	"namespace":                "namespace-controller",
+	"nodelifecycle":            "node-lifecycle-controller",
+	"nodeipam":                 "node-ipam-controller",
+	"endpoint":                 "endpoints-controller",
+	"endpointslice":            "endpointslice-controller",
+	"serviceaccount":           "serviceaccount-controller",
+	"podgc":                    "pod-garbage-collector-controller",
+	"horizontalpodautoscaling": "horizontal-pod-autoscaler-controller",
+	"statefulset":              "statefulset-controller",
+	"csrapproving":             "certificatesigningrequest-approving-controller",
+	"csrsigning":               "certificatesigningrequest-signing-controller",
+	"clusterroleaggregation":   "clusterrole-aggregation-controller",
 }
 
 // disabledByDefault lists controllers that "*" does not select.

@@ -25,7 +25,14 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/nanokube/nanokube/internal/pki"
 )
+
+// ErrLeaderElectionLost is what Run returns when the manager lost its Lease. A standalone
+// kube-controller-manager exits then (and is restarted); an assembly may campaign again
+// with a new Manager.
+var ErrLeaderElectionLost = errors.New("controller manager: leader election lost")
 
 // Config configures a controller manager.
 type Config struct {
@@ -53,6 +60,12 @@ type Config struct {
 	NodeMonitorGracePeriod time.Duration
 	// CronJobClockSpeed: see Context.
 	CronJobClockSpeed float64
+	// HorizontalPodAutoscalerSyncPeriod: see Context.
+	HorizontalPodAutoscalerSyncPeriod time.Duration
+	// ClusterSigningCertFile and ClusterSigningKeyFile are the CA the csrsigning controller
+	// issues certificates with (empty: no signing); ClusterSigningDuration caps their life.
+	ClusterSigningCertFile, ClusterSigningKeyFile string
+	ClusterSigningDuration                        time.Duration
 	// ResyncPeriod of the shared informers (default 0: no periodic resync).
 	ResyncPeriod time.Duration
 	Log          *slog.Logger
@@ -240,7 +253,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return errors.New("controller manager: leader election lost")
+	return ErrLeaderElectionLost
 }
 
 func (m *Manager) runControllers(ctx context.Context) error {
@@ -256,11 +269,21 @@ func (m *Manager) runControllers(ctx context.Context) error {
 		Recorder: func(component string) record.EventRecorder {
 			return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
 		},
-		Log:                    log,
-		ClusterCIDR:            m.cfg.ClusterCIDR,
-		NodeCIDRMaskSize:       m.cfg.NodeCIDRMaskSize,
-		NodeMonitorGracePeriod: m.cfg.NodeMonitorGracePeriod,
-		CronJobClockSpeed:      m.cfg.CronJobClockSpeed,
+		Log:                               log,
+		ClusterCIDR:                       m.cfg.ClusterCIDR,
+		NodeCIDRMaskSize:                  m.cfg.NodeCIDRMaskSize,
+		NodeMonitorGracePeriod:            m.cfg.NodeMonitorGracePeriod,
+		CronJobClockSpeed:                 m.cfg.CronJobClockSpeed,
+		RESTConfig:                        m.rest,
+		HorizontalPodAutoscalerSyncPeriod: m.cfg.HorizontalPodAutoscalerSyncPeriod,
+		SigningDuration:                   m.cfg.ClusterSigningDuration,
+	}
+	if m.cfg.ClusterSigningCertFile != "" {
+		ca, err := pki.LoadCA(m.cfg.ClusterSigningCertFile, m.cfg.ClusterSigningKeyFile)
+		if err != nil {
+			return fmt.Errorf("--cluster-signing-cert-file: %w", err)
+		}
+		cc.SigningCA = ca
 	}
 	type running struct {
 		name string

@@ -41,6 +41,7 @@ type Scheduler struct {
 	factory  informers.SharedInformerFactory
 	pods     corelisters.PodLister
 	priority schedulinglisters.PriorityClassLister
+	volumes  volumeListers
 
 	// handlers report when the event handlers have seen the informers' initial lists: an
 	// informer can count as synced while its handlers still work through them.
@@ -85,9 +86,17 @@ func New(cfg Config, client kubernetes.Interface) (*Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.handlers = []toolscache.ResourceEventHandlerRegistration{podReg, nodeReg}
+	volumeRegs, err := s.watchVolumes()
+	if err != nil {
+		return nil, err
+	}
+	s.handlers = append([]toolscache.ResourceEventHandlerRegistration{podReg, nodeReg}, volumeRegs...)
 	return s, nil
 }
+
+// ErrLeadershipLost is what Run returns when the scheduler lost its Lease; an assembly may
+// campaign again with a new Scheduler.
+var ErrLeadershipLost = errors.New("scheduler: lost leadership")
 
 // Ready is closed once the scheduler's caches are synced and it schedules (with leader
 // election: once it leads).
@@ -152,7 +161,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	<-lost
-	return errors.New("scheduler: lost leadership")
+	return ErrLeadershipLost
 }
 
 // schedule runs the scheduling loop until ctx is done, then waits for bindings in flight.
@@ -322,6 +331,10 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queue.QueuedPod) {
 	s.cache.updateSnapshot(s.snapshot)
 	pi := framework.NewPodInfo(pod, qp.Priority)
 	state := framework.NewCycleState()
+	volumes := s.podVolumes(pod)
+	if volumes != nil {
+		state.Write(framework.PodVolumesKey, volumes)
+	}
 	res, err := s.fw.Schedule(ctx, state, pi, s.snapshot)
 	if err != nil {
 		var fitErr *framework.FitError
@@ -365,7 +378,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queue.QueuedPod) {
 	s.bindWG.Add(1)
 	go func() {
 		defer func() { <-s.bindSlots; s.bindWG.Done() }()
-		s.bind(ctx, qp, assumed)
+		s.bind(ctx, qp, assumed, volumes)
 	}()
 }
 

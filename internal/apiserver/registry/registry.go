@@ -69,6 +69,10 @@ type Strategy struct {
 	// PrepareForCreate resets what a client may not set on create (for example status for
 	// resources that have a status subresource). Runs before Default and Validate.
 	PrepareForCreate func(obj runtime.Object)
+	// PrepareForUpdate, after the API server has split spec and status between the resource
+	// and its status subresource, keeps what the writer of subresource sub ("" for the
+	// resource itself) may not change, for resources whose split is finer (a CSR's approval).
+	PrepareForUpdate func(sub string, obj, old runtime.Object)
 	// Validate checks a new object. Object metadata (name, namespace, labels, annotations) is
 	// validated by the API server itself; this checks the rest.
 	Validate func(obj runtime.Object) field.ErrorList
