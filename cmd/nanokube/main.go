@@ -31,6 +31,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newServerCommand(),
+		newAgentCommand(),
 		newAPIServerCommand(),
 		newRuntimeCommand(),
 		newKubeletCommand(),

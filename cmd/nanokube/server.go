@@ -25,6 +25,7 @@ func bindControlPlaneFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&cfg.ServiceClusterIPRange, "service-cluster-ip-range", "10.96.0.0/12", "CIDR that Service cluster IPs are allocated from")
 	fs.StringVar(&cfg.ServiceNodePortRange, "service-node-port-range", "30000-32767", "port range that NodePorts are allocated from")
 	fs.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "static bearer token file (token,user,uid,\"group1,group2\"); default: --data-dir/tokens.csv")
+	fs.StringVar(&cfg.AuthorizationMode, "authorization-mode", "RBAC", "how the API server authorizes requests: RBAC or AlwaysAllow (members of system:masters may always do everything)")
 	fs.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	fs.BoolVar(&cfg.UnsafeNoFsync, "etcd-unsafe-no-fsync", false, "skip etcd fsyncs (faster, loses data on power failure; for tests)")
 }
@@ -42,6 +43,7 @@ func newServerCommand() *cobra.Command {
 				return err
 			}
 			cfg.Log = log
+			cfg.Progress = progressPrinter()
 			return server.Run(cmd.Context(), cfg, printReady)
 		},
 	}
@@ -49,6 +51,7 @@ func newServerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network; each node gets a pod CIDR from it")
 	cmd.Flags().DurationVar(&cfg.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may be silent before it is marked Unknown and tainted")
 	cmd.Flags().Float64Var(&cfg.CronJobClockSpeed, "cronjob-clock-speed", 1, "run CronJob schedules this many times faster than real time (for tests and demos)")
+	cmd.Flags().DurationVar(&cfg.HorizontalPodAutoscalerSyncPeriod, "horizontal-pod-autoscaler-sync-period", 15*time.Second, "how often each horizontal pod autoscaler is evaluated")
 	cmd.Flags().BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
 	cmd.Flags().BoolVar(&cfg.DisableControllerManager, "disable-controller-manager", false, "do not run the controller manager in this process")
 	cmd.Flags().BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent (kubelet, proxy, runtime) on this machine")
@@ -83,8 +86,18 @@ func newAPIServerCommand() *cobra.Command {
 	return cmd
 }
 
+// progressPrinter shows each start step on stdout as it completes, with the time since the
+// command started, so that a person sees what is starting instead of a silent wait.
+func progressPrinter() func(string) {
+	start := time.Now()
+	return func(step string) {
+		fmt.Printf("[%5.1fs] %s\n", time.Since(start).Seconds(), step)
+	}
+}
+
 func printReady(r server.Ready) {
-	fmt.Printf("nanokube API server is ready at %s\n\n  export KUBECONFIG=%s\n  kubectl get namespaces\n\n", r.URL, r.Kubeconfig)
+	fmt.Printf("nanokube API server is ready at %s\n\n  export KUBECONFIG=%s\n  kubectl get nodes\n\n", r.URL, r.Kubeconfig)
+	fmt.Printf("Join another machine as a node (as root):\n\n  nanokube agent --server %s --token $(cat %s) --node-name NAME\n\n", r.JoinURL, r.JoinTokenFile)
 }
 
 func newLogger(level string) (*slog.Logger, error) {

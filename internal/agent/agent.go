@@ -1,6 +1,9 @@
 // Package agent assembles a node: the container runtime, then the kubelet driving it over
-// CRI, then the service proxy, each started once what it needs is ready. `nanokube server`
-// runs one in-process unless --disable-agent.
+// CRI, then the pod network (routes to the other nodes' pod CIDRs, masquerade of traffic
+// leaving the cluster CIDR) and the service proxy, each started once what it needs is ready.
+// `nanokube server` runs one in-process unless --disable-agent; `nanokube agent` runs one on
+// another machine after Join has obtained the node's credentials with a join token (see
+// join.go), and RenewClientCertificate keeps them fresh.
 package agent
 
 import (
@@ -51,9 +54,14 @@ type Config struct {
 	CNIBridge string
 	// CgroupRoot is the parent of the pods' QoS cgroups (default /kubepods).
 	CgroupRoot string
-	// ClusterCIDR is the pod network; the service proxy masquerades traffic from outside it.
+	// ClusterCIDR is the pod network. When set, the agent routes to other nodes' pod CIDRs
+	// and masquerades only pod traffic leaving it (see podNetwork); the service proxy
+	// masquerades ClusterIP traffic from outside it. Empty: the CNI bridge masquerades all
+	// pod traffic leaving the node's pod CIDR, and no routes are kept.
 	ClusterCIDR string
-	Log         *slog.Logger
+	// Progress, if set, is told each start step as it completes.
+	Progress func(step string)
+	Log      *slog.Logger
 }
 
 // Run starts the runtime, the kubelet and the proxy and blocks until ctx is done or one of
@@ -72,7 +80,8 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	}
 	rt, err := runtime.New(runtime.Config{
 		Root: filepath.Join(dir, "runtime"), Socket: filepath.Join(dir, "runtime", "cri.sock"),
-		RegistryConfig: cfg.RegistryConfig, CNIBridge: cfg.CNIBridge, Logger: cfg.Log.With("component", "runtime"),
+		RegistryConfig: cfg.RegistryConfig, CNIBridge: cfg.CNIBridge, NoMasquerade: cfg.ClusterCIDR != "",
+		Logger: cfg.Log.With("component", "runtime"),
 	})
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)
@@ -86,7 +95,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -95,10 +104,15 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 			cancel()
 		})
 	}
+	progress := func(string) {}
+	if cfg.Progress != nil {
+		progress = cfg.Progress
+	}
 	cfg.Log.Info("starting container runtime")
 	run("runtime", rt.Run)
 	select {
 	case <-rt.Ready():
+		progress("container runtime ready")
 	case <-ctx.Done():
 		return first(errc, ctx.Err())
 	}
@@ -116,8 +130,16 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	run("kubelet", kl.Run)
 	select {
 	case <-kl.Ready():
+		progress("kubelet ready: node " + kl.NodeName() + " registered")
 	case <-ctx.Done():
 		return first(errc, ctx.Err())
+	}
+	if cfg.ClusterCIDR != "" {
+		pn, err := newPodNetwork(kl.NodeName(), cfg.ClusterCIDR, client, cfg.Log.With("component", "podnet"))
+		if err != nil {
+			return fmt.Errorf("pod network: %w", err)
+		}
+		run("pod network", pn.Run)
 	}
 	cfg.Log.Info("starting service proxy")
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
@@ -132,6 +154,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	run("proxy", px.Run)
 	select {
 	case <-px.Ready():
+		progress("service proxy ready")
 		if onReady != nil {
 			onReady(kl)
 		}

@@ -49,7 +49,14 @@ func ensureKubeDNS(ctx context.Context, client kubernetes.Interface, dnsIP, node
 			},
 		},
 	}
-	if _, err := client.CoreV1().Services(metav1.NamespaceSystem).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	// Get before Create: creating an existing Service with a fixed ClusterIP fails on the
+	// IP ("already allocated"), not with AlreadyExists, as in Kubernetes.
+	services := client.CoreV1().Services(metav1.NamespaceSystem)
+	if _, err := services.Get(ctx, kubeDNSName, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := services.Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("kube-dns service: %w", err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("kube-dns service: %w", err)
 	}
 	ready := true

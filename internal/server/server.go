@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -27,6 +28,7 @@ import (
 	"github.com/nanokube/nanokube/internal/apiserver"
 	"github.com/nanokube/nanokube/internal/apiserver/registry/builtin"
 	"github.com/nanokube/nanokube/internal/controllermanager"
+	"github.com/nanokube/nanokube/internal/datadir"
 	"github.com/nanokube/nanokube/internal/dns"
 	"github.com/nanokube/nanokube/internal/etcd"
 	"github.com/nanokube/nanokube/internal/kubelet"
@@ -56,6 +58,8 @@ type Config struct {
 	// TokenAuthFile is a static token file (token,user,uid,"groups"); empty means
 	// DataDir/tokens.csv, created with one admin token if missing.
 	TokenAuthFile string
+	// AuthorizationMode is the API server's --authorization-mode: RBAC (default) or AlwaysAllow.
+	AuthorizationMode string
 	// TLSSANs are extra names and IPs for the serving certificate.
 	TLSSANs []string
 	// CompactionInterval and EventCapacity tune the API server's etcd compaction and watch
@@ -69,6 +73,8 @@ type Config struct {
 	NodeMonitorGracePeriod time.Duration
 	// CronJobClockSpeed speeds up the CronJob controller's clock (tests and demos).
 	CronJobClockSpeed float64
+	// HorizontalPodAutoscalerSyncPeriod is how often each autoscaler is evaluated (zero: 15s).
+	HorizontalPodAutoscalerSyncPeriod time.Duration
 	// DisableScheduler and DisableControllerManager leave those components to be run
 	// elsewhere (`nanokube scheduler`, `nanokube controller-manager`).
 	DisableScheduler         bool
@@ -85,7 +91,10 @@ type Config struct {
 	PodLogsDir string
 	// CgroupRoot is the parent of the pods' QoS cgroups (default /kubepods).
 	CgroupRoot string
-	Log        *slog.Logger
+	// Progress, if set, is told each start step as it completes ("etcd ready"), for a
+	// person watching the start.
+	Progress func(step string)
+	Log      *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -105,6 +114,11 @@ func (c *Config) validate() error {
 	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
 		errs = append(errs, fmt.Errorf("--cluster-cidr %q: %v", c.ClusterCIDR, err))
 	}
+	switch c.AuthorizationMode {
+	case "", apiserver.AuthorizationRBAC, apiserver.AuthorizationAlwaysAllow:
+	default:
+		errs = append(errs, fmt.Errorf("--authorization-mode %q: want %s or %s", c.AuthorizationMode, apiserver.AuthorizationRBAC, apiserver.AuthorizationAlwaysAllow))
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -116,6 +130,8 @@ type Ready struct {
 	URL        string // https://127.0.0.1:6443
 	Kubeconfig string // DataDir/admin.kubeconfig
 	Token      string // an admin bearer token
+	// JoinURL, JoinToken and JoinTokenFile are what `nanokube agent` joins with.
+	JoinURL, JoinToken, JoinTokenFile string
 }
 
 // Run starts the control plane and blocks until ctx is done. onReady is called once the API
@@ -129,8 +145,18 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err != nil {
 		return err
 	}
+	// Refuse what would fail later before anything is written.
+	if err := datadir.Check(dir, "server"); err != nil {
+		return err
+	}
+	if err := portFree(cfg.BindAddress, cfg.SecurePort, "--secure-port"); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := datadir.Mark(dir, "server"); err != nil {
+		return err
 	}
 	if cfg.ServiceClusterIPRange == "" {
 		cfg.ServiceClusterIPRange = "10.96.0.0/12"
@@ -138,6 +164,11 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	// Clients reach the API server at its bind and advertise addresses: both belong in the
 	// serving certificate.
 	sans := append([]string{}, cfg.TLSSANs...)
+	// Agents on other machines reach the API server at this node's address.
+	node, nodeErr := resolveNode(cfg)
+	if nodeErr == nil {
+		sans = append(sans, node.ip)
+	}
 	for _, a := range []string{cfg.BindAddress, cfg.AdvertiseAddress} {
 		if a != "" && a != "0.0.0.0" && a != "::" {
 			sans = append(sans, a)
@@ -160,6 +191,10 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		return err
 	}
 
+	progress := func(string) {}
+	if cfg.Progress != nil {
+		progress = cfg.Progress
+	}
 	log.Info("starting etcd", "external", len(cfg.EtcdServers) > 0)
 	store, err := etcd.Start(ctx, etcd.Config{DataDir: dir, Servers: cfg.EtcdServers,
 		ListenClientURLs: cfg.EtcdListenClientURLs, ListenPeerURLs: cfg.EtcdListenPeerURLs, UnsafeNoFsync: cfg.UnsafeNoFsync,
@@ -189,6 +224,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		Resources: builtin.Resources(), ServiceClusterIPRange: cfg.ServiceClusterIPRange,
 		ServiceNodePortRange: cfg.ServiceNodePortRange, Log: log.With("component", "apiserver"),
 		CompactionInterval: cfg.CompactionInterval, EventCapacity: cfg.EventCapacity,
+		Authorization: cfg.AuthorizationMode,
 	})
 	if err != nil {
 		return err
@@ -220,9 +256,11 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	}
 	defer stop()
 
+	progress("etcd ready")
 	start("API server", api.Run)
 	select {
 	case <-api.Ready():
+		progress("API server ready")
 	case err := <-errc:
 		return err
 	case err := <-store.Err():
@@ -241,12 +279,22 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err := pki.WriteKubeconfig(kubeconfig, url, bundle.CA.CertPEM, bundle.Admin); err != nil {
 		return fmt.Errorf("admin kubeconfig: %w", err)
 	}
-	if err := startControllers(cfg, kubeconfig, start); err != nil {
-		return err
-	}
-	node, err := resolveNode(cfg)
+	adminConfig, err := inProcessConfig(kubeconfig, 100, 200)
 	if err != nil {
 		return err
+	}
+	joinToken, err := ensureJoinToken(ctx, kubernetes.NewForConfigOrDie(adminConfig), dir, bundle.CA)
+	if err != nil {
+		return err
+	}
+	if err := startControllers(cfg, kubeconfig, bundle, start); err != nil {
+		return err
+	}
+	if !cfg.DisableControllerManager || !cfg.DisableScheduler {
+		progress("controller manager and scheduler started")
+	}
+	if nodeErr != nil && !cfg.DisableAgent {
+		return nodeErr
 	}
 	dnsIP, err := clusterDNSIP(cfg.ServiceClusterIPRange)
 	if err != nil {
@@ -258,8 +306,9 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		if err := startDNS(cfg, kubeconfig, node, dnsIP, start); err != nil {
 			return err
 		}
+		progress("cluster DNS started")
 		ready := make(chan struct{})
-		if err := startAgent(cfg, dir, kubeconfig, bundle, node, dnsIP, start, ready); err != nil {
+		if err := startAgent(cfg, dir, kubeconfig, bundle, node, dnsIP, start, ready, progress); err != nil {
 			return err
 		}
 		select {
@@ -271,7 +320,15 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		}
 	}
 	if onReady != nil {
-		onReady(Ready{URL: url, Kubeconfig: kubeconfig, Token: token})
+		joinHost := cfg.AdvertiseAddress
+		if joinHost == "" && nodeErr == nil {
+			joinHost = node.ip
+		}
+		if joinHost == "" {
+			joinHost = host
+		}
+		onReady(Ready{URL: url, Kubeconfig: kubeconfig, Token: token, JoinToken: joinToken,
+			JoinTokenFile: filepath.Join(dir, "node-token"), JoinURL: "https://" + net.JoinHostPort(joinHost, strconv.Itoa(port))})
 	}
 
 	select {
@@ -287,7 +344,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 // startAgent starts this machine's node agent (runtime and kubelet) with a kubelet serving
 // certificate from the cluster CA, and closes ready once the kubelet is ready.
 func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, node nodeIdentity, dnsIP string,
-	start func(string, func(context.Context) error), ready chan struct{}) error {
+	start func(string, func(context.Context) error), ready chan struct{}, progress func(string)) error {
 	restConfig, err := inProcessConfig(kubeconfig, 500, 1000)
 	if err != nil {
 		return err
@@ -305,8 +362,9 @@ func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, node nod
 		DataDir: filepath.Join(dir, "agent"), RESTConfig: restConfig, NodeName: node.name, NodeIP: node.ip,
 		ClusterDNS: []string{dnsIP}, ClusterCIDR: cfg.ClusterCIDR,
 		KubeletAddress: cfg.KubeletAddress, KubeletCert: &cert, ClientCA: bundle.CAPool, PodLogsDir: cfg.PodLogsDir, CgroupRoot: cfg.CgroupRoot,
-		Labels: map[string]string{"node-role.kubernetes.io/control-plane": ""},
-		Log:    cfg.Log.With("component", "agent"),
+		Labels:   map[string]string{"node-role.kubernetes.io/control-plane": ""},
+		Progress: progress,
+		Log:      cfg.Log.With("component", "agent"),
 	}
 	var once sync.Once
 	start("node agent", func(ctx context.Context) error {
@@ -388,7 +446,7 @@ func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, st
 
 // startControllers starts the controller manager and the scheduler. They reach the API
 // server as any client would: through client-go over HTTPS with the admin credentials.
-func startControllers(cfg Config, kubeconfig string, start func(string, func(context.Context) error)) error {
+func startControllers(cfg Config, kubeconfig string, bundle *pki.Bundle, start func(string, func(context.Context) error)) error {
 	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err
@@ -399,24 +457,70 @@ func startControllers(cfg Config, kubeconfig string, start func(string, func(con
 	restConfig.QPS, restConfig.Burst = 5000, 10000
 	if !cfg.DisableControllerManager {
 		cidr, _ := netip.ParsePrefix(cfg.ClusterCIDR)
-		cm, err := controllermanager.New(controllermanager.Config{RESTConfig: rest.CopyConfig(restConfig), LeaderElect: true,
+		cmCfg := controllermanager.Config{RESTConfig: restConfig, LeaderElect: true,
 			ClusterCIDR: cidr, NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod,
-			CronJobClockSpeed: cfg.CronJobClockSpeed, Log: cfg.Log.With("component", "controller-manager")})
-		if err != nil {
+			CronJobClockSpeed:                 cfg.CronJobClockSpeed,
+			HorizontalPodAutoscalerSyncPeriod: cfg.HorizontalPodAutoscalerSyncPeriod,
+			ClusterSigningCertFile:            bundle.CACertFile, ClusterSigningKeyFile: bundle.CAKeyFile,
+			Log: cfg.Log.With("component", "controller-manager")}
+		if _, err := controllermanager.New(cmCfg); err != nil { // a bad configuration fails the start
 			return err
 		}
-		start("controller manager", cm.Run)
+		// A lost Lease ends a standalone controller manager; in this process it campaigns
+		// again, so one slow etcd moment does not take the whole server down.
+		start("controller manager", func(ctx context.Context) error {
+			for {
+				cc := cmCfg
+				cc.RESTConfig = rest.CopyConfig(restConfig)
+				cm, err := controllermanager.New(cc)
+				if err != nil {
+					return err
+				}
+				if err := cm.Run(ctx); !errors.Is(err, controllermanager.ErrLeaderElectionLost) || ctx.Err() != nil {
+					return err
+				}
+				cfg.Log.Warn("the controller manager lost its lease; campaigning again")
+			}
+		})
 	}
 	if !cfg.DisableScheduler {
-		client, err := kubernetes.NewForConfig(rest.CopyConfig(restConfig))
-		if err != nil {
-			return err
-		}
-		sched, err := scheduler.New(scheduler.Config{LeaderElect: true, Log: cfg.Log.With("component", "scheduler")}, client)
-		if err != nil {
-			return err
-		}
-		start("scheduler", sched.Run)
+		start("scheduler", func(ctx context.Context) error {
+			for {
+				client, err := kubernetes.NewForConfig(rest.CopyConfig(restConfig))
+				if err != nil {
+					return err
+				}
+				sched, err := scheduler.New(scheduler.Config{LeaderElect: true, Log: cfg.Log.With("component", "scheduler")}, client)
+				if err != nil {
+					return err
+				}
+				if err := sched.Run(ctx); !errors.Is(err, scheduler.ErrLeadershipLost) || ctx.Err() != nil {
+					return err
+				}
+				cfg.Log.Warn("the scheduler lost its lease; campaigning again")
+			}
+		})
 	}
 	return nil
+}
+
+// portFree fails with what to do when host:port cannot be listened on, so that a port in
+// use is reported before anything is started or written.
+func portFree(host string, port int, flag string) error {
+	if port == 0 {
+		return nil
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			err = errno
+		}
+		return fmt.Errorf("cannot listen on %s port %d (%v): stop what uses it (another nanokube or kube-apiserver?) or choose another %s",
+			host, port, err, flag)
+	}
+	return l.Close()
 }

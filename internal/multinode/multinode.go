@@ -1,0 +1,365 @@
+// Package multinode runs a cluster of several nodes on one machine, for tests and for trying
+// nanokube out: one `nanokube server` and N `nanokube agent`s, each node in its own network
+// namespace, the namespaces joined by a bridge that lives in a namespace of its own, with no
+// route out. A client namespace on the same bridge stands for "the host side" (NodePort
+// traffic from outside the nodes). Down tears everything down: processes, containers,
+// mounts, cgroups and namespaces, even after a failed Up.
+//
+// Addresses: the nodes are 10.124.0.1 (the server, node-0) to 10.124.0.N+1; the client is
+// 10.124.0.200. Namespace names start with Config.Name, so two clusters with different
+// names can run at once.
+package multinode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nanokube/nanokube/internal/nodecleanup"
+)
+
+// Config describes a cluster.
+type Config struct {
+	// Name prefixes the network namespaces and cgroups ("nkmn" if empty); at most 8 chars.
+	Name string
+	// Bin is the nanokube binary.
+	Bin string
+	// Dir holds every node's data dir, logs and the admin kubeconfig.
+	Dir string
+	// Agents is the number of nodes besides the server's own.
+	Agents int
+	// ServerArgs and AgentArgs are extra flags.
+	ServerArgs, AgentArgs []string
+	// Images, if set, is called with each node's image import directory before the node
+	// starts (the runtime imports the archives it finds there).
+	Images func(dir string) error
+	// Timeout bounds each node's start (0: 2 minutes).
+	Timeout time.Duration
+}
+
+// Node is one node of the cluster.
+type Node struct {
+	Name, IP, Netns, DataDir, CgroupRoot string
+	// RuntimeDir is where the node's container runtime keeps its state.
+	RuntimeDir string
+	Server     bool
+	proc       *process
+}
+
+// Cluster is a running cluster.
+type Cluster struct {
+	cfg        Config
+	Nodes      []*Node // Nodes[0] runs the server
+	Kubeconfig string
+	// ClientNetns is the namespace standing for the host side.
+	ClientNetns, ClientIP string
+	switchNetns           string
+	JoinURL               string
+}
+
+const subnet = "10.124.0."
+
+var readyLine = regexp.MustCompile(`ready at https://`)
+var agentReadyLine = regexp.MustCompile(`joined .* and is ready`)
+
+// Up starts the cluster: the network, the server, then the agents, and returns once every
+// node has said it is ready. On error the caller must still call Down.
+func Up(ctx context.Context, cfg Config) (*Cluster, error) {
+	if cfg.Name == "" {
+		cfg.Name = "nkmn"
+	}
+	if len(cfg.Name) > 8 {
+		return nil, fmt.Errorf("multinode: name %q is longer than 8 characters", cfg.Name)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	c := &Cluster{cfg: cfg, ClientNetns: cfg.Name + "-client", ClientIP: subnet + "200", switchNetns: cfg.Name + "-sw",
+		Kubeconfig: filepath.Join(cfg.Dir, "node-0", "admin.kubeconfig")}
+	for i := 0; i <= cfg.Agents; i++ {
+		n := &Node{Name: fmt.Sprintf("node-%d", i), IP: fmt.Sprintf("%s%d", subnet, i+1), Netns: fmt.Sprintf("%s-n%d", cfg.Name, i),
+			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i)), CgroupRoot: fmt.Sprintf("/%s-n%d", cfg.Name, i), Server: i == 0}
+		n.RuntimeDir = filepath.Join(n.DataDir, "runtime")
+		if n.Server {
+			n.RuntimeDir = filepath.Join(n.DataDir, "agent", "runtime")
+		}
+		c.Nodes = append(c.Nodes, n)
+	}
+	c.JoinURL = "https://" + c.Nodes[0].IP + ":6443"
+	if err := c.network(); err != nil {
+		return c, err
+	}
+	for _, n := range c.Nodes {
+		if err := os.MkdirAll(filepath.Join(n.RuntimeDir, "images"), 0o755); err != nil {
+			return c, err
+		}
+		if cfg.Images != nil {
+			if err := cfg.Images(filepath.Join(n.RuntimeDir, "images")); err != nil {
+				return c, err
+			}
+		}
+	}
+	if err := c.StartNode(ctx, c.Nodes[0]); err != nil {
+		return c, err
+	}
+	for _, n := range c.Nodes[1:] {
+		if err := c.StartNode(ctx, n); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// network makes the switch, node and client namespaces and wires them to the bridge.
+func (c *Cluster) network() error {
+	cmds := [][]string{
+		{"netns", "add", c.switchNetns},
+		{"-n", c.switchNetns, "link", "add", "br0", "type", "bridge"},
+		{"-n", c.switchNetns, "link", "set", "br0", "up"},
+	}
+	attach := func(netns, ip, port string) {
+		cmds = append(cmds,
+			[]string{"netns", "add", netns},
+			[]string{"-n", netns, "link", "set", "lo", "up"},
+			[]string{"-n", c.switchNetns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns},
+			[]string{"-n", c.switchNetns, "link", "set", port, "master", "br0", "up"},
+			[]string{"-n", netns, "addr", "add", ip + "/24", "dev", "eth0"},
+			[]string{"-n", netns, "link", "set", "eth0", "up"},
+		)
+	}
+	for i, n := range c.Nodes {
+		attach(n.Netns, n.IP, fmt.Sprintf("p%d", i))
+	}
+	attach(c.ClientNetns, c.ClientIP, "pclient")
+	for _, args := range cmds {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// StartNode starts (or restarts) a node's process and waits until it is ready.
+func (c *Cluster) StartNode(ctx context.Context, n *Node) error {
+	var args []string
+	ready := agentReadyLine
+	common := []string{"--node-name", n.Name, "--node-ip", n.IP, "--pod-logs-dir", filepath.Join(n.DataDir, "pod-logs"),
+		"--cgroup-root", n.CgroupRoot}
+	if n.Server {
+		ready = readyLine
+		args = append([]string{"server", "--data-dir", n.DataDir, "--bind-address", n.IP, "--advertise-address", n.IP,
+			"--secure-port", "6443", "--etcd-unsafe-no-fsync"}, common...)
+		args = append(args, c.cfg.ServerArgs...)
+	} else {
+		args = append([]string{"agent", "--server", c.JoinURL, "--token-file", filepath.Join(c.Nodes[0].DataDir, "node-token"),
+			"--data-dir", n.DataDir}, common...)
+		args = append(args, c.cfg.AgentArgs...)
+	}
+	p, err := startProcess(n.Netns, filepath.Join(c.cfg.Dir, n.Name+".log"), c.cfg.Bin, args...)
+	if err != nil {
+		return err
+	}
+	n.proc = p
+	return p.waitLog(ctx, n.Name, ready, c.cfg.Timeout)
+}
+
+// StopNode ends a node's process, gracefully or with SIGKILL; its containers keep running.
+func (c *Cluster) StopNode(n *Node, kill bool) {
+	n.proc.stop(kill)
+	n.proc = nil
+}
+
+// Running reports whether the node's process runs.
+func (n *Node) Running() bool { return n.proc != nil }
+
+// Log returns what the node's process has logged since it started.
+func (n *Node) Log() string {
+	if n.proc == nil {
+		return ""
+	}
+	return n.proc.output()
+}
+
+// SetLink cuts (up=false) or restores a node's link to the bridge, as a pulled cable would.
+func (c *Cluster) SetLink(n *Node, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	for i, m := range c.Nodes {
+		if m == n {
+			out, err := exec.Command("ip", "-n", c.switchNetns, "link", "set", fmt.Sprintf("p%d", i), state).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("link %s: %v: %s", state, err, out)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("multinode: %s is not a node of this cluster", n.Name)
+}
+
+// Command is a command run inside a namespace (the client's or a node's).
+func Command(ctx context.Context, netns string, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=/var/run/netns/" + netns, name}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECTL_KUBERC=false")
+	return cmd
+}
+
+// Kubectl is kubectl against the cluster, run from the client namespace.
+func (c *Cluster) Kubectl(ctx context.Context, args ...string) *exec.Cmd {
+	full := append([]string{"--kubeconfig", c.Kubeconfig, "--cache-dir", filepath.Join(c.cfg.Dir, "kubectl-cache")}, args...)
+	return Command(ctx, c.ClientNetns, "kubectl", full...)
+}
+
+// Down stops every node, removes their containers through their runtimes, and deletes the
+// mounts, cgroups and namespaces Up made. It is safe on a partly started cluster.
+func (c *Cluster) Down() error {
+	var errs []error
+	for i := len(c.Nodes) - 1; i >= 0; i-- {
+		n := c.Nodes[i]
+		if n.proc != nil {
+			c.StopNode(n, false)
+		}
+	}
+	for _, n := range c.Nodes {
+		if err := c.removePods(n); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+		}
+		nodecleanup.Unmount(n.DataDir)
+		controllers, _ := filepath.Glob("/sys/fs/cgroup/*")
+		for _, ctl := range controllers {
+			nodecleanup.RemoveCgroups(filepath.Join(ctl, n.CgroupRoot))
+		}
+	}
+	for _, ns := range append(c.netnsNames(), c.ClientNetns, c.switchNetns) {
+		if _, err := os.Stat("/var/run/netns/" + ns); err == nil {
+			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("ip netns del %s: %v: %s", ns, err, out))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cluster) netnsNames() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.Netns)
+	}
+	return out
+}
+
+// removePods removes every sandbox of the node through nanokube's runtime started alone on
+// the node's runtime state.
+func (c *Cluster) removePods(n *Node) error {
+	if _, err := os.Stat(n.RuntimeDir); err != nil {
+		return nil
+	}
+	if _, err := os.Stat("/var/run/netns/" + n.Netns); err != nil {
+		return nil
+	}
+	sock := filepath.Join(n.RuntimeDir, "cri.sock")
+	cmd := Command(context.Background(), n.Netns, c.cfg.Bin, "runtime", "--root", n.RuntimeDir, "--socket", sock)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := nodecleanup.RemoveSandboxes(ctx, sock)
+	return err
+}
+
+// process is a node's process, run in its namespace, with its output in a log file.
+type process struct {
+	cmd    *exec.Cmd
+	logf   *os.File
+	offset int64
+	exited chan struct{}
+}
+
+func startProcess(netns, logPath, bin string, args ...string) (*process, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	st, err := logf.Stat()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	// nsenter without --fork execs the command: the process started is the command itself.
+	cmd := exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + netns, bin}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p := &process{cmd: cmd, logf: logf, offset: st.Size(), exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	return p, nil
+}
+
+func (p *process) output() string {
+	b, _ := os.ReadFile(p.logf.Name())
+	if int64(len(b)) > p.offset {
+		return string(b[p.offset:])
+	}
+	return ""
+}
+
+func (p *process) waitLog(ctx context.Context, name string, ready *regexp.Regexp, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		out := p.output()
+		if ready.MatchString(out) {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited (%v) before it was ready; its log:\n%s", name, p.cmd.ProcessState, tail(out, 4000))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s; its log:\n%s", name, timeout, tail(out, 4000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (p *process) stop(kill bool) {
+	if p == nil {
+		return
+	}
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.logf.Close()
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
