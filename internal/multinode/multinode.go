@@ -50,7 +50,7 @@ type Node struct {
 	// RuntimeDir is where the node's container runtime keeps its state.
 	RuntimeDir string
 	Server     bool
-	proc       *process
+	proc       *Process
 }
 
 // Cluster is a running cluster.
@@ -162,17 +162,17 @@ func (c *Cluster) StartNode(ctx context.Context, n *Node) error {
 			"--data-dir", n.DataDir}, common...)
 		args = append(args, c.cfg.AgentArgs...)
 	}
-	p, err := startProcess(n.Netns, filepath.Join(c.cfg.Dir, n.Name+".log"), c.cfg.Bin, args...)
+	p, err := StartProcess(n.Name, n.Netns, filepath.Join(c.cfg.Dir, n.Name+".log"), append([]string{c.cfg.Bin}, args...)...)
 	if err != nil {
 		return err
 	}
 	n.proc = p
-	return p.waitLog(ctx, n.Name, ready, c.cfg.Timeout)
+	return p.WaitLog(ctx, ready, c.cfg.Timeout)
 }
 
 // StopNode ends a node's process, gracefully or with SIGKILL; its containers keep running.
 func (c *Cluster) StopNode(n *Node, kill bool) {
-	n.proc.stop(kill)
+	n.proc.Stop(kill)
 	n.proc = nil
 }
 
@@ -184,7 +184,7 @@ func (n *Node) Log() string {
 	if n.proc == nil {
 		return ""
 	}
-	return n.proc.output()
+	return n.proc.Output()
 }
 
 // SetLink cuts (up=false) or restores a node's link to the bridge, as a pulled cable would.
@@ -280,15 +280,18 @@ func (c *Cluster) removePods(n *Node) error {
 	return err
 }
 
-// process is a node's process, run in its namespace, with its output in a log file.
-type process struct {
+// Process is a process run inside a network namespace, its stdout and stderr appended to a
+// log file. The e2e node harness uses it too.
+type Process struct {
+	name   string
 	cmd    *exec.Cmd
 	logf   *os.File
-	offset int64
+	offset int64 // the log's size when the process started: its own lines follow
 	exited chan struct{}
 }
 
-func startProcess(netns, logPath, bin string, args ...string) (*process, error) {
+// StartProcess starts argv (program first) in netns, appending its output to logPath.
+func StartProcess(name, netns, logPath string, argv ...string) (*Process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
@@ -299,18 +302,19 @@ func startProcess(netns, logPath, bin string, args ...string) (*process, error) 
 		return nil, err
 	}
 	// nsenter without --fork execs the command: the process started is the command itself.
-	cmd := exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + netns, bin}, args...)...)
+	cmd := exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + netns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &process{cmd: cmd, logf: logf, offset: st.Size(), exited: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, logf: logf, offset: st.Size(), exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
 	return p, nil
 }
 
-func (p *process) output() string {
+// Output is what the process has logged since it started.
+func (p *Process) Output() string {
 	b, _ := os.ReadFile(p.logf.Name())
 	if int64(len(b)) > p.offset {
 		return string(b[p.offset:])
@@ -318,28 +322,37 @@ func (p *process) output() string {
 	return ""
 }
 
-func (p *process) waitLog(ctx context.Context, name string, ready *regexp.Regexp, timeout time.Duration) error {
+// Exited is closed once the process has exited; State then says how.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// State is the exited process's state (nil while it runs).
+func (p *Process) State() *os.ProcessState { return p.cmd.ProcessState }
+
+// WaitLog polls the process's output until it matches ready; it fails early if the process
+// exits, with the output's end.
+func (p *Process) WaitLog(ctx context.Context, ready *regexp.Regexp, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		out := p.output()
+		out := p.Output()
 		if ready.MatchString(out) {
 			return nil
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("%s exited (%v) before it was ready; its log:\n%s", name, p.cmd.ProcessState, tail(out, 4000))
+			return fmt.Errorf("%s exited (%v) before it was ready; its log:\n%s", p.name, p.cmd.ProcessState, tail(out, 4000))
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s; its log:\n%s", name, timeout, tail(out, 4000))
+			return fmt.Errorf("%s not ready within %s; its log:\n%s", p.name, timeout, tail(out, 4000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (p *process) stop(kill bool) {
+// Stop ends the process, gracefully or with SIGKILL, and waits for it (SIGKILL after 30 s).
+func (p *Process) Stop(kill bool) {
 	if p == nil {
 		return
 	}

@@ -81,7 +81,7 @@ func startContainerdNode(busybox v1.Image) error {
 		return err
 	}
 	c.proc = p
-	if err := p.waitLog(containerdBooted, 60*time.Second); err != nil {
+	if err := p.WaitLog(context.Background(), containerdBooted, 60*time.Second); err != nil {
 		return err
 	}
 	pause, err := testimage.Build(testimage.Spec{
@@ -233,7 +233,7 @@ func startKubelet() error {
 		return err
 	}
 	node.kubelet = p
-	return p.waitLog(kubeletReady, 60*time.Second)
+	return p.WaitLog(context.Background(), kubeletReady, 60*time.Second)
 }
 
 // stopContainerdNode stops the kubelet first (so it starts nothing more), removes every
@@ -244,14 +244,14 @@ func stopContainerdNode() {
 	c := node.containerd
 	stopNodeServer(false)
 	if c == nil {
-		node.server.stop(false)
+		node.server.Stop(false)
 		return
 	}
 	var podUIDs []string
 	if c.proc != nil {
 		select {
-		case <-c.proc.exited:
-			fmt.Fprintf(os.Stderr, "e2e: node cleanup: containerd had exited (%v)\n", c.proc.cmd.ProcessState)
+		case <-c.proc.Exited():
+			fmt.Fprintf(os.Stderr, "e2e: node cleanup: containerd had exited (%v)\n", c.proc.State())
 		default:
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			var err error
@@ -261,9 +261,9 @@ func stopContainerdNode() {
 				fmt.Fprintln(os.Stderr, "e2e: node cleanup:", err)
 			}
 		}
-		c.proc.stop(false)
+		c.proc.Stop(false)
 	}
-	node.server.stop(false)
+	node.server.Stop(false)
 	node.server = nil
 
 	// Anything left behind (a cleanup that failed above): runc kills and deletes the

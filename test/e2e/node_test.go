@@ -6,13 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nanokube/nanokube/internal/multinode"
 	"github.com/nanokube/nanokube/internal/nodecleanup"
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
@@ -163,7 +163,7 @@ func startNodeServer(extra ...string) error {
 		return err
 	}
 	node.server = p
-	return p.waitLog(readyLine, 90*time.Second)
+	return p.WaitLog(context.Background(), readyLine, 90*time.Second)
 }
 
 // stopNodeServer ends what runNodeServer started, gracefully or with SIGKILL: the whole
@@ -171,88 +171,20 @@ func startNodeServer(extra ...string) error {
 // crashes (containerd and the control plane keep running).
 func stopNodeServer(kill bool) {
 	if node.runtime == runtimeContainerd {
-		node.kubelet.stop(kill)
+		node.kubelet.Stop(kill)
 		node.kubelet = nil
 		return
 	}
-	node.server.stop(kill)
+	node.server.Stop(kill)
 	node.server = nil
 }
 
-// nodeProcess is a process of the node cluster, run in its network namespace, its stdout
-// and stderr appended to a log file in the cluster's directory.
-type nodeProcess struct {
-	name   string
-	cmd    *exec.Cmd
-	logf   *os.File
-	offset int64         // the log's size when the process started: its own lines follow
-	exited chan struct{} // closed once the process has exited
-}
+// nodeProcess is a process of the node cluster, run in its network namespace, its output
+// appended to a log file in the cluster's directory.
+type nodeProcess = multinode.Process
 
 func startNodeProcess(name, logName string, args ...string) (*nodeProcess, error) {
-	logf, err := os.OpenFile(filepath.Join(cluster.dir, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	st, err := logf.Stat()
-	if err != nil {
-		logf.Close()
-		return nil, err
-	}
-	// nsenter without --fork execs the command: the process we start is the command.
-	cmd := exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + node.netns}, args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	p := &nodeProcess{name: name, cmd: cmd, logf: logf, offset: st.Size(), exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	return p, nil
-}
-
-// waitLog polls the process's log until one of its lines matches ready.
-func (p *nodeProcess) waitLog(ready *regexp.Regexp, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		b, _ := os.ReadFile(p.logf.Name())
-		if int64(len(b)) > p.offset {
-			b = b[p.offset:]
-		} else {
-			b = nil
-		}
-		if ready.Match(b) {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited (%v) before it was ready; its log:\n%s", p.name, p.cmd.ProcessState, tail(string(b), 4000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s; its log:\n%s", p.name, timeout, tail(string(b), 4000))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// stop ends the process, gracefully or with SIGKILL, and waits for it.
-func (p *nodeProcess) stop(kill bool) {
-	if p == nil {
-		return
-	}
-	sig := syscall.SIGTERM
-	if kill {
-		sig = syscall.SIGKILL
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-	p.logf.Close()
+	return multinode.StartProcess(name, node.netns, filepath.Join(cluster.dir, logName), args...)
 }
 
 func tail(s string, n int) string {
