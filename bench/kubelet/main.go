@@ -336,10 +336,7 @@ func (n *node) cleanup() {
 	stop(n.rt)
 	stop(n.server)
 	nodecleanup.Unmount(n.work)
-	controllers, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, c := range controllers {
-		nodecleanup.RemoveCgroups(filepath.Join(c, n.cgroupRoot))
-	}
+	nodecleanup.RemoveCgroupsEverywhere(n.cgroupRoot)
 	_ = exec.Command("ip", "netns", "del", n.netns).Run()
 	_ = os.RemoveAll(n.work)
 }

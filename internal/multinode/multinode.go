@@ -233,10 +233,7 @@ func (c *Cluster) Down() error {
 			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
 		}
 		nodecleanup.Unmount(n.DataDir)
-		controllers, _ := filepath.Glob("/sys/fs/cgroup/*")
-		for _, ctl := range controllers {
-			nodecleanup.RemoveCgroups(filepath.Join(ctl, n.CgroupRoot))
-		}
+		nodecleanup.RemoveCgroupsEverywhere(n.CgroupRoot)
 	}
 	for _, ns := range append(c.netnsNames(), c.ClientNetns, c.switchNetns) {
 		if _, err := os.Stat("/var/run/netns/" + ns); err == nil {

@@ -210,10 +210,7 @@ func stopNode() {
 		}
 	}
 	nodecleanup.Unmount(node.dir)
-	controllers, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, c := range controllers {
-		nodecleanup.RemoveCgroups(filepath.Join(c, node.cgroupRoot))
-	}
+	nodecleanup.RemoveCgroupsEverywhere(node.cgroupRoot)
 	_ = exec.Command("ip", "netns", "del", node.netns).Run()
 }
 
