@@ -112,17 +112,17 @@ type memory struct {
 
 // result is what the measuring side reports.
 type result struct {
-	APIReady, NodeReady time.Duration // from the server's exec
-	DemoAnswer          time.Duration // from the server's exec to the first HTTP answer
-	ApplyToAnswer       time.Duration // from kubectl apply to the first HTTP answer
-	DemoRollout         time.Duration // from kubectl apply to the Deployment's 2 pods available
-	Idle, Demo, Loaded  memory
-	LoadedRollout       time.Duration // from the Deployment's create to all its pods available
-	Step                int           // pods added per scale-up step
-	Settle              time.Duration
-	NoFsync             bool
-	BinarySize          int64
-	DemoResponse        string
+	APIReady, NodeReady       time.Duration // from the server's exec
+	DemoAnswer                time.Duration // from the server's exec to the first HTTP answer
+	ApplyToAnswer             time.Duration // from kubectl apply to the first HTTP answer
+	DemoRollout               time.Duration // from kubectl apply to the Deployment's 2 pods available
+	Fresh, Idle, Demo, Loaded memory
+	LoadedRollout             time.Duration // from the Deployment's create to all its pods available
+	Step                      int           // pods added per scale-up step
+	Settle                    time.Duration
+	NoFsync                   bool
+	BinarySize                int64
+	DemoResponse              string
 	// ViaPod and ViaClusterIP are new-connection HTTP request latencies (p50, p99) from
 	// the node to a demo pod directly and through the Service's ClusterIP.
 	ViaPod, ViaClusterIP [2]time.Duration
@@ -155,21 +155,22 @@ func (r result) render() string {
 	fmt.Fprintf(&b, "| measure | result | goal |\n| --- | --- | --- |\n")
 	fmt.Fprintf(&b, "| start to API ready (`ready at` printed) | %s | - |\n", ms(r.APIReady))
 	fmt.Fprintf(&b, "| start to node Ready | %s | - |\n", ms(r.NodeReady))
-	fmt.Fprintf(&b, "| start to demo Service answering (apply at node Ready, rollout, first HTTP answer via the ClusterIP) | %s (apply to answer %s; to 2/2 available %s) | - |\n",
+	fmt.Fprintf(&b, "| start to demo Service answering (node Ready + apply to first HTTP answer via the ClusterIP; the apply followed the fresh idle reading) | %s (apply to answer %s; to 2/2 available %s) | - |\n",
 		ms(r.DemoAnswer), ms(r.ApplyToAnswer), ms(r.DemoRollout))
 	fmt.Fprintf(&b, "| HTTP request on a new connection from the node, p50 / p99 (%d each): straight to a pod | %s / %s | - |\n",
 		r.Requests, usec(r.ViaPod[0]), usec(r.ViaPod[1]))
 	fmt.Fprintf(&b, "| the same through the Service's ClusterIP (nftables DNAT) | %s / %s | ratio to the pod: %.2fx / %.2fx |\n",
 		usec(r.ViaClusterIP[0]), usec(r.ViaClusterIP[1]), float64(r.ViaClusterIP[0])/float64(r.ViaPod[0]), float64(r.ViaClusterIP[1])/float64(r.ViaPod[1]))
-	fmt.Fprintf(&b, "| memory idle, no pods | %s | RSS <= 150 MiB: %.2fx, %s |\n", mem(r.Idle), float64(r.Idle.RSS)/goalIdle, verdict(r.Idle.RSS <= goalIdle))
+	fmt.Fprintf(&b, "| memory idle, freshly started, no pods | %s | RSS <= 150 MiB: %.2fx, %s |\n", mem(r.Fresh), float64(r.Fresh.RSS)/goalIdle, verdict(r.Fresh.RSS <= goalIdle))
+	fmt.Fprintf(&b, "| memory idle again after the demo was deleted | %s | RSS <= 150 MiB: %.2fx, %s |\n", mem(r.Idle), float64(r.Idle.RSS)/goalIdle, verdict(r.Idle.RSS <= goalIdle))
 	fmt.Fprintf(&b, "| memory with the demo (%d pods) | %s | - |\n", r.Demo.Pods, mem(r.Demo))
 	fmt.Fprintf(&b, "| memory with %d sleeping pods | %s | - (k3s documents about 1.4-1.6 GB with a workload: PSS is %.2fx of 1.5 GB) |\n",
 		r.Loaded.Pods, mem(r.Loaded), float64(r.Loaded.PSS)/1.5e9)
 	fmt.Fprintf(&b, "| 0 to %d pods available, scaled up %d at a time | %s | - |\n", r.Loaded.Pods, r.Step, r.LoadedRollout.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "| size of bin/nanokube (-trimpath -s -w) | %s | - |\n", mib(r.BinarySize))
 	fmt.Fprintf(&b, "\nRSS counts the pages processes share (every shim runs one program) once per process; "+
-		"PSS shares them out, so its sum is the memory the cluster really holds. The idle reading follows the demo's deletion. The demo answered %q. "+
-		"Load average (1 min) at the start and at the three memory readings: %s (2 CPUs; other jobs shared the machine).\n",
+		"PSS shares them out, so its sum is the memory the cluster really holds. The second idle reading follows the demo's deletion: a Go heap grown by work goes back to the system only gradually. The demo answered %q. "+
+		"Load average (1 min) at the start and at the four memory readings: %s (2 CPUs; other jobs shared the machine).\n",
 		strings.TrimSpace(r.DemoResponse), strings.Join(r.Load, ", "))
 	return b.String()
 }
@@ -468,6 +469,14 @@ func measure(work, demo string, pods, step int, settle time.Duration, noFsync bo
 	}
 	res.NodeReady = time.Since(start)
 
+	// The cluster as it stands after a start, before any workload: what "idle" usually means.
+	progress("reading memory of the freshly started cluster")
+	if err := sleep(ctx, settle); err != nil {
+		return res, err
+	}
+	res.Fresh = readMemory(server.Process.Pid, n)
+	res.Load = append(res.Load, loadAvg())
+
 	progress("applying %s", demo)
 	applied := time.Now()
 	kubectl := func(args ...string) error {
@@ -498,7 +507,10 @@ func measure(work, demo string, pods, step int, settle time.Duration, noFsync bo
 	}); err != nil {
 		return res, fmt.Errorf("demo answering: %w", err)
 	}
-	res.DemoAnswer, res.ApplyToAnswer = time.Since(start), time.Since(applied)
+	// The idle reading sat between node Ready and the apply: the start-to-answer figure is
+	// node Ready plus apply-to-answer, as if the apply had followed at once.
+	res.ApplyToAnswer = time.Since(applied)
+	res.DemoAnswer = res.NodeReady + res.ApplyToAnswer
 	if err := waitAvailable(ctx, client, "demo", 2); err != nil {
 		return res, err
 	}
