@@ -334,7 +334,9 @@ func TestWatchSemantics(t *testing.T) {
 
 func TestInformersSurviveRestartAndCompaction(t *testing.T) {
 	c := apitest.Start(t, apitest.Options{EventCapacity: 8})
-	ctx := ctxT(t)
+	// Two restarts and reflector backoffs: more than ctxT's minute on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	factory := informers.NewSharedInformerFactory(kubernetes.NewForConfigOrDie(rest.CopyConfig(c.Config)), 0)
 	inf := factory.Core().V1().ConfigMaps().Informer()
 	lister := factory.Core().V1().ConfigMaps().Lister()
@@ -346,7 +348,9 @@ func TestInformersSurviveRestartAndCompaction(t *testing.T) {
 	}
 	waitFor := func(what string, n int) {
 		t.Helper()
-		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		// A reflector that failed while the server restarted backs off for up to 30 s plus
+		// as much jitter before it watches again; a loaded machine gets there.
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
 			l, _ := lister.ConfigMaps("default").List(labels.Everything())
 			return len(l) == n, nil
 		})
