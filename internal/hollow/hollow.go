@@ -46,6 +46,9 @@ type Config struct {
 	// DisablePodStatus leaves bound pods Pending (they are still deleted when terminating):
 	// for benchmarks that measure the scheduler alone.
 	DisablePodStatus bool
+	// CompleteAfter, when positive, makes pods that are not restarted forever (restartPolicy
+	// Never or OnFailure: Jobs' pods) succeed once they have run that long.
+	CompleteAfter time.Duration
 	// Workers bounds the concurrent API calls (default 16).
 	Workers int
 	Log     *slog.Logger

@@ -171,3 +171,27 @@ func TestPodsRunAndTerminate(t *testing.T) {
 		return apierrors.IsNotFound(err), nil
 	})
 }
+
+// With CompleteAfter, a pod that is not restarted forever runs, then succeeds; one that is
+// keeps running.
+func TestPodsComplete(t *testing.T) {
+	c := apitest.Start(t, apitest.Options{})
+	ctx := context.Background()
+	startNodes(t, c, hollow.Config{Count: 1, LeaseInterval: -1, CompleteAfter: 200 * time.Millisecond})
+	for name, policy := range map[string]v1.RestartPolicy{"job": v1.RestartPolicyNever, "server": v1.RestartPolicyAlways} {
+		pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: v1.PodSpec{RestartPolicy: policy, NodeName: "hollow-0", Containers: []v1.Container{{Name: "c", Image: "busybox"}}}}
+		if _, err := c.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(t, "the job pod to succeed", func() (bool, error) {
+		p, err := c.Client.CoreV1().Pods("default").Get(ctx, "job", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == v1.PodSucceeded &&
+			p.Status.ContainerStatuses[0].State.Terminated != nil && p.Status.ContainerStatuses[0].State.Terminated.ExitCode == 0, err
+	})
+	p, err := c.Client.CoreV1().Pods("default").Get(ctx, "server", metav1.GetOptions{})
+	if err != nil || p.Status.Phase != v1.PodRunning {
+		t.Errorf("the server pod: %v, phase %s, want Running", err, p.Status.Phase)
+	}
+}

@@ -3,6 +3,7 @@ package hollow
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,10 +54,43 @@ func (n *Nodes) syncPod(ctx context.Context, key string) error {
 		}
 		return err
 	}
-	if n.cfg.DisablePodStatus || isRunningAndReady(pod) || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+	if n.cfg.DisablePodStatus || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		return nil
 	}
+	if isRunningAndReady(pod) {
+		return n.maybeComplete(ctx, key, pod)
+	}
 	_, err = n.cfg.Client.CoreV1().Pods(ns).UpdateStatus(ctx, n.runningPod(nd, pod), metav1.UpdateOptions{})
+	return err
+}
+
+// maybeComplete finishes a running pod that is not restarted forever (a Job's) once it has
+// run for CompleteAfter: its containers exit 0 and it Succeeds.
+func (n *Nodes) maybeComplete(ctx context.Context, key string, cached *v1.Pod) error {
+	if n.cfg.CompleteAfter <= 0 || cached.Spec.RestartPolicy == v1.RestartPolicyAlways || cached.Status.StartTime == nil {
+		return nil
+	}
+	if left := time.Until(cached.Status.StartTime.Add(n.cfg.CompleteAfter)); left > 0 {
+		n.queue.AddAfter(key, left)
+		return nil
+	}
+	pod := cached.DeepCopy()
+	now := metav1.Now()
+	pod.Status.Phase = v1.PodSucceeded
+	for _, t := range []v1.PodConditionType{v1.ContainersReady, v1.PodReady} {
+		setCondition(&pod.Status, v1.PodCondition{Type: t, Status: v1.ConditionFalse, Reason: "PodCompleted", LastTransitionTime: now})
+	}
+	for i := range pod.Status.ContainerStatuses {
+		cs := &pod.Status.ContainerStatuses[i]
+		started := now
+		if cs.State.Running != nil {
+			started = cs.State.Running.StartedAt
+		}
+		cs.Ready, cs.Started = false, ptr.To(false)
+		cs.State = v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed",
+			StartedAt: started, FinishedAt: now, ContainerID: cs.ContainerID}}
+	}
+	_, err := n.cfg.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 	return err
 }
 
