@@ -18,8 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/nanokube/nanokube/internal/controller/history"
 )
 
 // defaultRevisionHistoryLimit is apps/v1's default spec.revisionHistoryLimit.
@@ -39,28 +40,8 @@ func computeHash(template *corev1.PodTemplateSpec, collisionCount *int32) string
 	return rand.SafeEncodeString(fmt.Sprint(h.Sum32()))
 }
 
-// revisionData is what a ControllerRevision of ds holds: the strategic merge patch
-// {"spec":{"template":{...,"$patch":"replace"}}} that restores ds's template. kubectl rollout
-// history and undo read it, and kubectl compares it byte for byte with the same encoding of a
-// DaemonSet: it must be built exactly as Kubernetes builds it (a JSON round trip through maps,
-// so keys are sorted, with integers kept integers).
-func revisionData(ds *appsv1.DaemonSet) ([]byte, error) {
-	b, err := json.Marshal(ds)
-	if err != nil {
-		return nil, err
-	}
-	var raw map[string]any
-	if err := utiljson.Unmarshal(b, &raw); err != nil {
-		return nil, err
-	}
-	spec, _ := raw["spec"].(map[string]any)
-	template, _ := spec["template"].(map[string]any)
-	if template == nil {
-		template = map[string]any{}
-	}
-	template["$patch"] = "replace"
-	return json.Marshal(map[string]any{"spec": map[string]any{"template": template}})
-}
+// revisionData is the data a revision of ds records (history.TemplatePatch).
+func revisionData(ds *appsv1.DaemonSet) ([]byte, error) { return history.TemplatePatch(ds) }
 
 // matchesRevision reports whether cr records ds's current template.
 func matchesRevision(ds *appsv1.DaemonSet, cr *appsv1.ControllerRevision) (bool, error) {

@@ -14,35 +14,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/nanokube/nanokube/internal/controller/history"
 )
 
 // hashLabel is the label ControllerRevisions carry their hash in (Kubernetes'
 // ControllerRevisionHashLabel); pods carry the revision's name in controller-revision-hash.
 const hashLabel = "controller.kubernetes.io/hash"
 
-// revisionData is the patch a revision of set holds: {"spec":{"template":{...,"$patch":
-// "replace"}}}. kubectl rollout undo applies it as a strategic merge patch and compares it byte
-// for byte with the same encoding of a StatefulSet, so it is built as Kubernetes builds it: a
-// JSON round trip through maps (sorted keys, integers kept integers).
-func revisionData(set *appsv1.StatefulSet) ([]byte, error) {
-	b, err := json.Marshal(set)
-	if err != nil {
-		return nil, err
-	}
-	var raw map[string]any
-	if err := utiljson.Unmarshal(b, &raw); err != nil {
-		return nil, err
-	}
-	spec, _ := raw["spec"].(map[string]any)
-	template, _ := spec["template"].(map[string]any)
-	if template == nil {
-		template = map[string]any{}
-	}
-	template["$patch"] = "replace"
-	return json.Marshal(map[string]any{"spec": map[string]any{"template": template}})
-}
+// revisionData is the data a revision of set records (history.TemplatePatch).
+func revisionData(set *appsv1.StatefulSet) ([]byte, error) { return history.TemplatePatch(set) }
 
 // hashRevision is Kubernetes' HashControllerRevision: fnv32 of the data, then the collision
 // count in decimal, encoded with rand.SafeEncodeString.
