@@ -26,6 +26,11 @@ func bindControlPlaneFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&cfg.ServiceNodePortRange, "service-node-port-range", "30000-32767", "port range that NodePorts are allocated from")
 	fs.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "static bearer token file (token,user,uid,\"group1,group2\"); default: --data-dir/tokens.csv")
 	fs.StringVar(&cfg.AuthorizationMode, "authorization-mode", "RBAC", "how the API server authorizes requests: RBAC or AlwaysAllow (members of system:masters may always do everything)")
+	fs.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", "https://kubernetes.default.svc.cluster.local", "issuer (iss) of service-account tokens")
+	fs.StringVar(&cfg.ServiceAccountSigningKeyFile, "service-account-signing-key-file", "", "PEM private key (RSA or ECDSA) service-account tokens are signed with (default: --data-dir/pki/sa.key, created if missing)")
+	fs.StringSliceVar(&cfg.ServiceAccountKeyFiles, "service-account-key-file", nil, "further PEM files of public keys that verify service-account tokens (keys being rotated out)")
+	fs.StringSliceVar(&cfg.APIAudiences, "api-audiences", nil, "audiences a token must be meant for to authenticate to the API server (default: the issuer)")
+	fs.DurationVar(&cfg.ServiceAccountMaxTokenExpiration, "service-account-max-token-expiration", 0, "longest lifetime of an issued service-account token (0: as requested)")
 	fs.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	fs.BoolVar(&cfg.UnsafeNoFsync, "etcd-unsafe-no-fsync", false, "skip etcd fsyncs (faster, loses data on power failure; for tests)")
 }

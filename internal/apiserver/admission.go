@@ -45,6 +45,7 @@ func (s *Server) admitDefaults(ctx context.Context, rs *resourceStore, obj runti
 	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = "default"
 	}
+	s.admitServiceAccountToken(ctx, pod)
 	defaultTolerations(pod)
 	return s.admitPriority(ctx, pod)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -219,9 +220,17 @@ func (s *Server) impersonate(ctx context.Context, requester pki.UserInfo, h http
 	}
 	for k, vs := range h {
 		if key, ok := strings.CutPrefix(k, impersonateExtraPrefix); ok {
+			key = strings.ToLower(key)
+			if unescaped, err := url.PathUnescape(key); err == nil {
+				key = unescaped
+			}
 			for _, v := range vs {
 				checks = append(checks, authz.Attributes{Verb: "impersonate", ResourceRequest: true, APIGroup: "authentication.k8s.io",
-					Resource: "userextras", Subresource: strings.ToLower(key), Name: v})
+					Resource: "userextras", Subresource: key, Name: v})
+				if out.Extra == nil {
+					out.Extra = map[string][]string{}
+				}
+				out.Extra[key] = append(out.Extra[key], v)
 			}
 		}
 	}

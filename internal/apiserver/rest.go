@@ -109,6 +109,13 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	case "eviction":
 		result, err = s.serveEviction(ctx, r, rs, req)
 		code = http.StatusCreated
+	case "token":
+		if rs.gr != serviceAccountsGVR.GroupResource() {
+			err = notFoundPath()
+			break
+		}
+		result, err = s.serveToken(ctx, w, r, req)
+		code = http.StatusCreated
 	case "finalize":
 		result, _, err = s.update(ctx, w, r, rs, req)
 	case "log", "exec", "attach", "portforward", "proxy":

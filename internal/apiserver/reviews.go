@@ -38,6 +38,7 @@ func reviewGroupVersions() []extraGroupVersion {
 		}},
 		{gv: authenticationv1.SchemeGroupVersion, resources: []metav1.APIResource{
 			{Name: "selfsubjectreviews", SingularName: "selfsubjectreview", Kind: "SelfSubjectReview", Verbs: create},
+			{Name: "tokenreviews", SingularName: "tokenreview", Kind: "TokenReview", Verbs: create},
 		}},
 	}
 }
@@ -59,6 +60,8 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request) {
 			kind = "SelfSubjectRulesReview"
 		case authenticationv1.SchemeGroupVersion.WithResource("selfsubjectreviews"):
 			kind = "SelfSubjectReview"
+		case authenticationv1.SchemeGroupVersion.WithResource("tokenreviews"):
+			kind = "TokenReview"
 		}
 	}
 	if kind == "" {
@@ -148,8 +151,16 @@ func (s *Server) review(ctx context.Context, requester pki.UserInfo, namespace s
 		o.Status = rulesStatus(rules, incomplete, err)
 		o.TypeMeta = metav1.TypeMeta{Kind: "SelfSubjectRulesReview", APIVersion: authorizationv1.SchemeGroupVersion.String()}
 		return o, nil
+	case *authenticationv1.TokenReview:
+		return s.tokenReview(ctx, o)
 	case *authenticationv1.SelfSubjectReview:
 		o.Status.UserInfo = authenticationv1.UserInfo{Username: requester.Name, UID: requester.UID, Groups: requester.Groups}
+		if len(requester.Extra) > 0 {
+			o.Status.UserInfo.Extra = map[string]authenticationv1.ExtraValue{}
+			for k, v := range requester.Extra {
+				o.Status.UserInfo.Extra[k] = v
+			}
+		}
 		o.TypeMeta = metav1.TypeMeta{Kind: "SelfSubjectReview", APIVersion: authenticationv1.SchemeGroupVersion.String()}
 		return o, nil
 	}

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/nanokube/nanokube/internal/apiserver/authz"
 	"github.com/nanokube/nanokube/internal/apiserver/registry"
 	"github.com/nanokube/nanokube/internal/apiserver/resourcemetrics"
+	"github.com/nanokube/nanokube/internal/apiserver/satoken"
 	"github.com/nanokube/nanokube/internal/pki"
 	"github.com/nanokube/nanokube/internal/storage"
 )
@@ -38,6 +40,19 @@ type Config struct {
 	ClientCAs   *x509.CertPool
 	// Tokens authenticates bearer tokens; nil disables token authentication.
 	Tokens TokenAuthenticator
+	// ServiceAccountIssuer is the "iss" of service-account tokens, and the API server's
+	// audience unless APIAudiences are given. Empty means https://kubernetes.default.svc.cluster.local.
+	ServiceAccountIssuer string
+	// ServiceAccountSigningKey signs the tokens of the TokenRequest API; nil leaves
+	// serviceaccounts/token unserved.
+	ServiceAccountSigningKey crypto.Signer
+	// ServiceAccountKeys verify service-account tokens (the signing key's public half is
+	// always among them); with neither, service-account tokens are not accepted.
+	ServiceAccountKeys []crypto.PublicKey
+	// APIAudiences are the audiences a token must be meant for to authenticate here.
+	APIAudiences []string
+	// ServiceAccountMaxTokenExpiration caps the lifetime of issued tokens; 0 means no cap.
+	ServiceAccountMaxTokenExpiration time.Duration
 	// Store is the etcd-backed store every resource lives in.
 	Store *storage.Store
 	// Resources are the resources to serve (registry/builtin.Resources()).
@@ -94,6 +109,12 @@ func (c *Config) validate() error {
 	if c.Authorization == "" {
 		c.Authorization = AuthorizationRBAC
 	}
+	if c.ServiceAccountIssuer == "" {
+		c.ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+	}
+	if len(c.APIAudiences) == 0 {
+		c.APIAudiences = []string{c.ServiceAccountIssuer}
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -121,10 +142,15 @@ type Server struct {
 	authorizer authz.Authorizer
 	rbac       *authz.RBAC
 
-	ready    chan struct{}
-	addrMu   sync.Mutex
-	addr     net.Addr
-	shutdown chan struct{}
+	ready chan struct{}
+	// saSigner issues service-account tokens (nil: no TokenRequest API); saVerifier checks
+	// them (nil: not accepted); apiAudiences are the audiences this server accepts.
+	saSigner     *satoken.Signer
+	saVerifier   *satoken.Verifier
+	apiAudiences []string
+	addrMu       sync.Mutex
+	addr         net.Addr
+	shutdown     chan struct{}
 }
 
 // New builds the API server; Run starts it.
@@ -165,6 +191,9 @@ func New(cfg Config) (*Server, error) {
 			}
 			rs.prefix, rs.cache = owner.prefix, owner.cache
 		}
+	}
+	if err := s.newServiceAccountTokens(); err != nil {
+		return nil, err
 	}
 	var err error
 	if s.ips, err = newIPAllocator(cfg.Store, cfg.ServiceClusterIPRange); err != nil {
@@ -353,13 +382,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 			token := strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
-			if s.cfg.Tokens != nil {
-				if u, ok := s.cfg.Tokens.Authenticate(token); ok {
-					next.ServeHTTP(w, r.WithContext(withUser(r.Context(), u)))
-					return
-				}
-			}
-			if u, ok := s.authenticateBootstrapToken(r.Context(), token); ok {
+			if u, _, ok := s.authenticateToken(r.Context(), token, s.apiAudiences); ok {
 				next.ServeHTTP(w, r.WithContext(withUser(r.Context(), u)))
 				return
 			}

@@ -21,6 +21,9 @@ import (
 type UserInfo struct {
 	Name, UID string
 	Groups    []string
+	// Extra holds further attributes of the user, such as the pod a service-account token
+	// is bound to (authentication.kubernetes.io/pod-name).
+	Extra map[string][]string
 }
 
 // UserFromCertificate reads the identity of a verified client certificate the

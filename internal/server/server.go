@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/nanokube/nanokube/internal/agent"
 	"github.com/nanokube/nanokube/internal/apiserver"
 	"github.com/nanokube/nanokube/internal/apiserver/registry/builtin"
+	"github.com/nanokube/nanokube/internal/apiserver/satoken"
 	"github.com/nanokube/nanokube/internal/controllermanager"
 	"github.com/nanokube/nanokube/internal/datadir"
 	"github.com/nanokube/nanokube/internal/dns"
@@ -58,6 +60,14 @@ type Config struct {
 	// TokenAuthFile is a static token file (token,user,uid,"groups"); empty means
 	// DataDir/tokens.csv, created with one admin token if missing.
 	TokenAuthFile string
+	// ServiceAccountIssuer, ServiceAccountSigningKeyFile, ServiceAccountKeyFiles, APIAudiences
+	// and ServiceAccountMaxTokenExpiration are kube-apiserver's service-account token flags.
+	// Without a signing key file, DataDir/pki/sa.key is used, created if missing.
+	ServiceAccountIssuer             string
+	ServiceAccountSigningKeyFile     string
+	ServiceAccountKeyFiles           []string
+	APIAudiences                     []string
+	ServiceAccountMaxTokenExpiration time.Duration
 	// AuthorizationMode is the API server's --authorization-mode: RBAC (default) or AlwaysAllow.
 	AuthorizationMode string
 	// TLSSANs are extra names and IPs for the serving certificate.
@@ -215,6 +225,10 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		return err
 	}
 
+	saKey, saKeys, err := serviceAccountKeys(cfg, bundle.Dir)
+	if err != nil {
+		return err
+	}
 	codec := apiserver.StorageCodec()
 	api, err := apiserver.New(apiserver.Config{
 		KubeletClientCert: &kubeletClient,
@@ -224,7 +238,9 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		Resources: builtin.Resources(), ServiceClusterIPRange: cfg.ServiceClusterIPRange,
 		ServiceNodePortRange: cfg.ServiceNodePortRange, Log: log.With("component", "apiserver"),
 		CompactionInterval: cfg.CompactionInterval, EventCapacity: cfg.EventCapacity,
-		Authorization: cfg.AuthorizationMode,
+		Authorization:        cfg.AuthorizationMode,
+		ServiceAccountIssuer: cfg.ServiceAccountIssuer, ServiceAccountSigningKey: saKey, ServiceAccountKeys: saKeys,
+		APIAudiences: cfg.APIAudiences, ServiceAccountMaxTokenExpiration: cfg.ServiceAccountMaxTokenExpiration,
 	})
 	if err != nil {
 		return err
@@ -339,6 +355,27 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// serviceAccountKeys loads the key service-account tokens are signed with and the further
+// keys they are verified with.
+func serviceAccountKeys(cfg Config, pkiDir string) (crypto.Signer, []crypto.PublicKey, error) {
+	file := cfg.ServiceAccountSigningKeyFile
+	var key crypto.Signer
+	var err error
+	if file == "" {
+		key, err = satoken.EnsureSigningKey(filepath.Join(pkiDir, "sa.key"))
+	} else {
+		key, err = satoken.LoadSigningKey(file)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := satoken.LoadPublicKeys(cfg.ServiceAccountKeyFiles)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, keys, nil
 }
 
 // startAgent starts this machine's node agent (runtime and kubelet) with a kubelet serving
@@ -462,7 +499,8 @@ func startControllers(cfg Config, kubeconfig string, bundle *pki.Bundle, start f
 			CronJobClockSpeed:                 cfg.CronJobClockSpeed,
 			HorizontalPodAutoscalerSyncPeriod: cfg.HorizontalPodAutoscalerSyncPeriod,
 			ClusterSigningCertFile:            bundle.CACertFile, ClusterSigningKeyFile: bundle.CAKeyFile,
-			Log: cfg.Log.With("component", "controller-manager")}
+			RootCAFile: bundle.CACertFile,
+			Log:        cfg.Log.With("component", "controller-manager")}
 		if _, err := controllermanager.New(cmCfg); err != nil { // a bad configuration fails the start
 			return err
 		}
