@@ -57,6 +57,7 @@ func newControllerManagerCommand() *cobra.Command {
 	fs.StringVar(&cfg.ClusterSigningCertFile, "cluster-signing-cert-file", "", "CA certificate the csrsigning controller issues node certificates with (PEM)")
 	fs.StringVar(&cfg.ClusterSigningKeyFile, "cluster-signing-key-file", "", "key of --cluster-signing-cert-file (PEM)")
 	fs.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", 0, "longest lifetime of issued certificates (default 8760h)")
+	fs.StringVar(&cfg.RootCAFile, "root-ca-file", "", "CA bundle published in every namespace as the kube-root-ca.crt ConfigMap, for pods to verify the API server (PEM)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

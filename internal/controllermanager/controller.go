@@ -45,6 +45,9 @@ type Context struct {
 	// SigningDuration caps their lifetime.
 	SigningCA       *pki.CA
 	SigningDuration time.Duration
+	// RootCA is the PEM CA bundle published into every namespace as kube-root-ca.crt
+	// (nil: not published).
+	RootCA []byte
 }
 
 // Controller is one control loop.

@@ -24,6 +24,7 @@ import (
 	"github.com/nanokube/nanokube/internal/controller/podautoscaler"
 	"github.com/nanokube/nanokube/internal/controller/podgc"
 	"github.com/nanokube/nanokube/internal/controller/replicaset"
+	"github.com/nanokube/nanokube/internal/controller/rootcacert"
 	"github.com/nanokube/nanokube/internal/controller/serviceaccount"
 	"github.com/nanokube/nanokube/internal/controller/statefulset"
 )
@@ -93,6 +94,12 @@ var constructors = map[string]Constructor{
 	"serviceaccount-controller": func(cc Context) (Controller, error) {
 		return serviceaccount.New(serviceaccount.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "serviceaccount")})
 	},
+	"root-ca-certificate-publisher-controller": func(cc Context) (Controller, error) {
+		if len(cc.RootCA) == 0 {
+			return nil, nil // no --root-ca-file: nothing to publish
+		}
+		return rootcacert.New(rootcacert.Config{Client: cc.Client, Informers: cc.Informers, RootCA: cc.RootCA, Log: cc.Log.With("controller", "root-ca-cert-publisher")})
+	},
 	"certificatesigningrequest-approving-controller": func(cc Context) (Controller, error) {
 		return csrapproving.New(csrapproving.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "csrapproving")})
 	},
@@ -143,6 +150,7 @@ var aliases = map[string]string{
 	"endpoint":                 "endpoints-controller",
 	"endpointslice":            "endpointslice-controller",
 	"serviceaccount":           "serviceaccount-controller",
+	"root-ca-cert-publisher":   "root-ca-certificate-publisher-controller",
 	"podgc":                    "pod-garbage-collector-controller",
 	"horizontalpodautoscaling": "horizontal-pod-autoscaler-controller",
 	"statefulset":              "statefulset-controller",

@@ -66,6 +66,9 @@ type Config struct {
 	// issues certificates with (empty: no signing); ClusterSigningDuration caps their life.
 	ClusterSigningCertFile, ClusterSigningKeyFile string
 	ClusterSigningDuration                        time.Duration
+	// RootCAFile is kube-controller-manager's --root-ca-file: the CA bundle published in
+	// every namespace as the kube-root-ca.crt ConfigMap (empty: none).
+	RootCAFile string
 	// ResyncPeriod of the shared informers (default 0: no periodic resync).
 	ResyncPeriod time.Duration
 	Log          *slog.Logger
@@ -284,6 +287,13 @@ func (m *Manager) runControllers(ctx context.Context) error {
 			return fmt.Errorf("--cluster-signing-cert-file: %w", err)
 		}
 		cc.SigningCA = ca
+	}
+	if m.cfg.RootCAFile != "" {
+		ca, err := os.ReadFile(m.cfg.RootCAFile)
+		if err != nil {
+			return fmt.Errorf("--root-ca-file: %w", err)
+		}
+		cc.RootCA = ca
 	}
 	type running struct {
 		name string
