@@ -32,7 +32,8 @@
 // downwardAPI and projected volumes live on a tmpfs so their contents never reach the disk.
 //
 // Setup and Teardown of one pod must not run concurrently; different pods may be handled in
-// parallel. The Manager keeps no state between calls, so it survives kubelet restarts.
+// parallel. The only state the Manager keeps between calls is a cache of service-account
+// tokens (see tokens.go); after a kubelet restart tokens are simply requested again.
 //
 // The Getter reports a missing object with an error for which apierrors.IsNotFound is true
 // (as client-go does). A missing non-optional configMap or secret, or a missing key listed in
@@ -40,10 +41,9 @@
 // left out instead and the volume may be empty. Any other Getter error is returned wrapped
 // as is, so the caller can retry it.
 //
-// Projected serviceAccountToken sources are not served yet: they are skipped (no file is
-// written) and a warning is logged whenever the volume's contents are written, so the
-// kube-api-access-* volume added by ServiceAccount admission does not block the pod.
-// clusterTrustBundle sources fail the volume.
+// Projected serviceAccountToken sources hold a token from the TokenRequest API bound to the
+// pod, cached and replaced once 80% of its life has passed (tokens.go). clusterTrustBundle
+// sources fail the volume.
 //
 // If pod.Spec.SecurityContext.FSGroup is set, emptyDir directories and the files of the
 // atomically written volumes get that group, with group read (and, for emptyDir, write and

@@ -12,8 +12,7 @@ import (
 
 // payload is what one atomically written volume should contain.
 type payload struct {
-	files   map[string]file // by path relative to the volume
-	skipped []string        // sources left out, logged when the volume is written
+	files map[string]file // by path relative to the volume
 }
 
 // file is one file of a payload. uid -1 means the kubelet's own.
@@ -145,9 +144,7 @@ func (m *Manager) projectedFiles(ctx context.Context, pod *v1.Pod, p *payload, s
 		case s.DownwardAPI != nil:
 			err = downwardAPIFiles(p, pod, s.DownwardAPI.Items, src.DefaultMode, src.DefaultUser, allocatable)
 		case s.ServiceAccountToken != nil:
-			// Skipped rather than failed: ServiceAccount admission adds such a source to
-			// nearly every pod, and most pods never read the token.
-			p.skipped = append(p.skipped, fmt.Sprintf("projected serviceAccountToken volumes are not supported yet; %s not written", s.ServiceAccountToken.Path))
+			err = m.serviceAccountTokenFile(ctx, pod, p, s.ServiceAccountToken, src.DefaultMode, src.DefaultUser)
 		case s.ClusterTrustBundle != nil:
 			err = errors.New("projected clusterTrustBundle volumes are not supported yet")
 		default:

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -26,6 +27,8 @@ type Getter interface {
 	Secret(ctx context.Context, namespace, name string) (*v1.Secret, error)
 	PersistentVolumeClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error)
 	PersistentVolume(ctx context.Context, name string) (*v1.PersistentVolume, error)
+	// ServiceAccountToken asks the API server for a token of the account (TokenRequest).
+	ServiceAccountToken(ctx context.Context, namespace, name string, tr *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error)
 }
 
 // ErrMissingSource wraps errors about a non-optional configMap/secret (or key) that does not
@@ -49,6 +52,9 @@ type Manager struct {
 	// secretsInMemory puts secret, downwardAPI and projected volumes on a tmpfs. Only tests
 	// without the right to mount turn it off.
 	secretsInMemory bool
+	// tokens caches the service-account tokens of projected volumes until they are due
+	// for rotation.
+	tokens *tokenCache
 }
 
 // NewManager returns a Manager keeping pod volumes under podsDir (<kubelet root>/pods).
@@ -56,7 +62,7 @@ func NewManager(podsDir string, get Getter, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{podsDir: podsDir, get: get, log: log, secretsInMemory: true}
+	return &Manager{podsDir: podsDir, get: get, log: log, secretsInMemory: true, tokens: newTokenCache()}
 }
 
 // Setup prepares every volume in pod.Spec.Volumes and returns the host path of each by volume
@@ -150,11 +156,7 @@ func (m *Manager) writeVolume(ctx context.Context, pod *v1.Pod, dir string, inMe
 		return err
 	}
 	if written {
-		log := m.log.With("pod", pod.Namespace+"/"+pod.Name, "dir", dir)
-		log.DebugContext(ctx, "volume contents written", "files", len(p.files))
-		for _, s := range p.skipped {
-			log.WarnContext(ctx, "volume source skipped", "reason", s)
-		}
+		m.log.DebugContext(ctx, "volume contents written", "pod", pod.Namespace+"/"+pod.Name, "dir", dir, "files", len(p.files))
 	}
 	return nil
 }
@@ -309,6 +311,7 @@ func (m *Manager) Teardown(ctx context.Context, podUID types.UID) error {
 	if _, err := m.podDir(podUID); err != nil {
 		return err
 	}
+	m.tokens.forget(podUID)
 	// mountinfo lists resolved paths. The pod directory itself is not resolved, so a symlink
 	// there is removed rather than followed.
 	podsDir, err := filepath.EvalSymlinks(m.podsDir)

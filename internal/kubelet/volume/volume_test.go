@@ -1,9 +1,9 @@
 package volume
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,8 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -30,6 +32,19 @@ type fakeGetter struct {
 	secrets    map[string]*v1.Secret
 	claims     map[string]*v1.PersistentVolumeClaim
 	volumes    map[string]*v1.PersistentVolume
+	tokens     []*authenticationv1.TokenRequest // requests made, in order
+}
+
+// ServiceAccountToken answers "token-<n>" for the n-th request, valid as long as asked.
+func (g *fakeGetter) ServiceAccountToken(_ context.Context, namespace, name string, tr *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
+	if name != "default" || namespace != "ns" {
+		return nil, apierrors.NewNotFound(v1.Resource("serviceaccounts"), name)
+	}
+	g.tokens = append(g.tokens, tr)
+	out := tr.DeepCopy()
+	out.Status.Token = fmt.Sprintf("token-%d", len(g.tokens))
+	out.Status.ExpirationTimestamp = metav1.NewTime(time.Now().Add(time.Duration(*tr.Spec.ExpirationSeconds) * time.Second))
+	return out, nil
 }
 
 func (g *fakeGetter) PersistentVolumeClaim(_ context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
@@ -346,8 +361,8 @@ func TestDownwardAPI(t *testing.T) {
 }
 
 func TestProjected(t *testing.T) {
-	var logs bytes.Buffer
-	m := newManager(t, newGetter(), slog.New(slog.NewTextHandler(&logs, nil)))
+	g := newGetter()
+	m := newManager(t, g, nil)
 	src := v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{
 		DefaultMode: ptr[int32](0o440),
 		Sources: []v1.VolumeProjection{
@@ -368,8 +383,11 @@ func TestProjected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := visible(t, dir), []string{"ca.crt", "namespace", "pass", "user"}; !slices.Equal(got, want) {
-			t.Fatalf("visible names = %v, want %v (token skipped)", got, want)
+		if got, want := visible(t, dir), []string{"ca.crt", "namespace", "pass", "token", "user"}; !slices.Equal(got, want) {
+			t.Fatalf("visible names = %v, want %v", got, want)
+		}
+		if got := readFile(t, filepath.Join(dir, "token")); got != "token-1" {
+			t.Errorf("token = %q, want the first one, cached over syncs", got)
 		}
 		if got := readFile(t, filepath.Join(dir, "namespace")); got != "ns" {
 			t.Errorf("namespace = %q", got)
@@ -378,11 +396,24 @@ func TestProjected(t *testing.T) {
 			t.Errorf("mode of user = %o, want 440", got)
 		}
 	}
-	if n := strings.Count(logs.String(), "serviceAccountToken volumes are not supported yet"); n != 1 {
-		t.Errorf("token warning logged %d times over two syncs, want once (when written):\n%s", n, logs.String())
+	if len(g.tokens) != 1 {
+		t.Fatalf("%d token requests over two syncs, want 1", len(g.tokens))
+	}
+	ref := g.tokens[0].Spec.BoundObjectRef
+	if ref == nil || ref.Kind != "Pod" || ref.UID != "uid-1" || *g.tokens[0].Spec.ExpirationSeconds != defaultTokenSeconds {
+		t.Errorf("token request = %+v, want one bound to the pod for an hour", g.tokens[0].Spec)
+	}
+	// Past 80% of its life the token is replaced, and the file with it.
+	m.tokens.now = func() time.Time { return time.Now().Add(49 * time.Minute) }
+	dir, err := setupOne(t, m, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(dir, "token")); got != "token-2" {
+		t.Errorf("token after 49 minutes = %q, want a fresh one", got)
 	}
 
-	_, err := setupOne(t, m, v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
+	_, err = setupOne(t, m, v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
 		{ClusterTrustBundle: &v1.ClusterTrustBundleProjection{Path: "b"}},
 	}}})
 	if err == nil || !strings.Contains(err.Error(), "clusterTrustBundle volumes are not supported yet") {
