@@ -4,6 +4,9 @@ BIN       := bin/nanokube
 DATA_DIR  ?= $(CURDIR)/.data
 PORT      ?= 6443
 GOFILES    = $(shell find . -name '*.go' -not -path './.data/*')
+# Static binaries: nanokube runs on any Linux, and every build (the binary, the tests, the
+# programs tests put into containers, which have no libc) shares one build cache.
+export CGO_ENABLED = 0
 
 .PHONY: all build run cluster demo-image test test-unit bench fuzz deps vet clean
 
