@@ -58,7 +58,8 @@ type Config struct {
 	// TokenAuthFile is a static token file (token,user,uid,"groups"); empty means
 	// DataDir/tokens.csv, created with one admin token if missing.
 	TokenAuthFile string
-	// AuthorizationMode is the API server's --authorization-mode: RBAC (default) or AlwaysAllow.
+	// AuthorizationMode is the API server's --authorization-mode: a comma list of Node, RBAC
+	// and AlwaysAllow (default Node,RBAC).
 	AuthorizationMode string
 	// TLSSANs are extra names and IPs for the serving certificate.
 	TLSSANs []string
@@ -114,10 +115,8 @@ func (c *Config) validate() error {
 	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
 		errs = append(errs, fmt.Errorf("--cluster-cidr %q: %v", c.ClusterCIDR, err))
 	}
-	switch c.AuthorizationMode {
-	case "", apiserver.AuthorizationRBAC, apiserver.AuthorizationAlwaysAllow:
-	default:
-		errs = append(errs, fmt.Errorf("--authorization-mode %q: want %s or %s", c.AuthorizationMode, apiserver.AuthorizationRBAC, apiserver.AuthorizationAlwaysAllow))
+	if _, err := apiserver.ParseAuthorizationModes(c.AuthorizationMode); err != nil {
+		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
