@@ -201,6 +201,11 @@ func forbiddenNodeLabel(key string) bool {
 
 func admitNodePod(node string, op admissionOperation, sub string, obj, old runtime.Object, forbid func(string, ...any) error) error {
 	switch {
+	case op == admissionCreate && sub == "eviction":
+		pod, _ := old.(*corev1.Pod)
+		if pod != nil && pod.Spec.NodeName != node {
+			return forbid("node %q can only evict pods with spec.nodeName set to itself", node)
+		}
 	case op == admissionCreate && sub == "":
 		pod, _ := obj.(*corev1.Pod)
 		if pod == nil {
@@ -276,6 +281,15 @@ func podUsesAPIObjects(pod *corev1.Pod) bool {
 // admitNodeDelete runs NodeRestriction for a DELETE of namespace/name, reading the stored
 // object it needs to judge.
 func (s *Server) admitNodeDelete(ctx context.Context, rs *resourceStore, namespace, name string) error {
+	return s.admitNodeStored(ctx, rs, admissionDelete, "", namespace, name)
+}
+
+// admitNodeEviction runs NodeRestriction for a pods/eviction of namespace/name.
+func (s *Server) admitNodeEviction(ctx context.Context, rs *resourceStore, namespace, name string) error {
+	return s.admitNodeStored(ctx, rs, admissionCreate, "eviction", namespace, name)
+}
+
+func (s *Server) admitNodeStored(ctx context.Context, rs *resourceStore, op admissionOperation, sub, namespace, name string) error {
 	u, ok := userFromContext(ctx)
 	if !ok {
 		return nil
@@ -293,5 +307,5 @@ func (s *Server) admitNodeDelete(ctx context.Context, rs *resourceStore, namespa
 	if err != nil {
 		return toStatus(err, rs.gr, name)
 	}
-	return s.admitNodeRestriction(ctx, admissionDelete, rs, "", nil, cur)
+	return s.admitNodeRestriction(ctx, op, rs, sub, nil, cur)
 }

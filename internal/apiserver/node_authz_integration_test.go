@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -93,6 +95,13 @@ func TestNodeAuthorizer(t *testing.T) {
 	wantForbidden(t, err, `pods "pb" is forbidden: node "node-a" can only update pod status for pods with spec.nodeName set to itself`)
 	err = nodeA.CoreV1().Pods("default").Delete(ctx, "pb", metav1.DeleteOptions{})
 	wantForbidden(t, err, `pods "pb" is forbidden: node "node-a" can only delete pods with spec.nodeName set to itself`)
+	err = nodeA.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "pb", Namespace: "default"}})
+	wantForbidden(t, err, `pods "pb" is forbidden: node "node-a" can only evict pods with spec.nodeName set to itself`)
+	_, err = nodeA.CoordinationV1().Leases("kube-node-lease").Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}}, metav1.CreateOptions{})
+	wantForbidden(t, err, `leases.coordination.k8s.io "node-b" is forbidden: can only access node lease with the same name as the requesting node`)
+	if _, err := nodeA.CoordinationV1().Leases("kube-node-lease").Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("node-a creating its own lease: %v", err)
+	}
 	if _, err := nodeA.CoreV1().Pods("default").Patch(ctx, "pa", "application/merge-patch+json",
 		[]byte(`{"status":{"message":"running here"}}`), metav1.PatchOptions{}, "status"); err != nil {
 		t.Fatalf("node-a patching the status of its own pod: %v", err)
