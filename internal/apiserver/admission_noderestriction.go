@@ -7,11 +7,13 @@ import (
 	"sort"
 	"strings"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/nanokube/nanokube/internal/apiserver/authz"
 	"github.com/nanokube/nanokube/internal/storage"
@@ -308,4 +310,59 @@ func (s *Server) admitNodeStored(ctx context.Context, rs *resourceStore, op admi
 		return toStatus(err, rs.gr, name)
 	}
 	return s.admitNodeRestriction(ctx, op, rs, sub, nil, cur)
+}
+
+// AdmitNodeTokenRequest is NodeRestriction for serviceaccounts/<name>/token (TokenRequest):
+// a node may only ask for tokens bound to a pod, by name and UID, that is scheduled on it.
+// The TokenRequest handler calls it before issuing the token; other users pass.
+func (s *Server) admitNodeTokenRequest(ctx context.Context, namespace, serviceAccount string, tr *authenticationv1.TokenRequest) error {
+	u, ok := userFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	node, isNode := authz.NodeIdentity(u)
+	if !isNode {
+		return nil
+	}
+	pods := s.resources[podsGVR]
+	return nodeTokenRequestAllowed(node, namespace, serviceAccount, tr, func(name string) (*corev1.Pod, error) {
+		obj, err := pods.get(ctx, pods.key(namespace, name), 0)
+		if err != nil {
+			return nil, toStatus(err, pods.gr, name)
+		}
+		return obj.(*corev1.Pod), nil
+	})
+}
+
+// nodeTokenRequestAllowed decides a node's TokenRequest as Kubernetes' NodeRestriction
+// does; getPod reads a pod of the request's namespace.
+func nodeTokenRequestAllowed(node, namespace, serviceAccount string, tr *authenticationv1.TokenRequest,
+	getPod func(name string) (*corev1.Pod, error)) error {
+	forbid := func(err error) error {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "serviceaccounts"}, serviceAccount, err)
+	}
+	if node == "" {
+		return forbid(errors.New("could not determine node from user"))
+	}
+	ref := tr.Spec.BoundObjectRef
+	if ref == nil || ref.APIVersion != "v1" || ref.Kind != "Pod" || ref.Name == "" {
+		return forbid(errors.New("node requested token not bound to a pod"))
+	}
+	if ref.UID == "" {
+		return forbid(errors.New("node requested token with a pod binding without a uid"))
+	}
+	pod, err := getPod(ref.Name)
+	if apierrors.IsNotFound(err) {
+		return err
+	}
+	if err != nil {
+		return forbid(err)
+	}
+	if ref.UID != pod.UID {
+		return forbid(fmt.Errorf("the UID in the bound object reference (%s) does not match the UID in record. The object might have been deleted and then recreated", ref.UID))
+	}
+	if pod.Spec.NodeName != node {
+		return forbid(errors.New("node requested token bound to a pod scheduled on a different node"))
+	}
+	return nil
 }
