@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/nanokube/nanokube/internal/apiserver"
 	"github.com/nanokube/nanokube/internal/apiserver/authz"
 	"github.com/nanokube/nanokube/internal/pki"
 )
@@ -77,4 +79,15 @@ func labelControlPlaneNode(ctx context.Context, client kubernetes.Interface, nod
 		_, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "nanokube-server"})
 		return err == nil, nil
 	})
+}
+
+// warnNodesUnauthorized warns when --authorization-mode leaves nodes without rights: as in
+// Kubernetes, the system:node role is bound to nobody and only the Node mode grants a node
+// what its kubelet needs.
+func warnNodesUnauthorized(cfg Config) {
+	modes, _ := apiserver.ParseAuthorizationModes(cfg.AuthorizationMode)
+	if !slices.Contains(modes, apiserver.AuthorizationNode) && !slices.Contains(modes, apiserver.AuthorizationAlwaysAllow) {
+		cfg.Log.Warn("--authorization-mode has no Node mode: kubelets are refused unless the system:node ClusterRole is bound to them",
+			"authorization-mode", cfg.AuthorizationMode)
+	}
 }

@@ -140,6 +140,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		return err
 	}
 	log := cfg.Log
+	warnNodesUnauthorized(cfg)
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
