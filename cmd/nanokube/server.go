@@ -25,7 +25,7 @@ func bindControlPlaneFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&cfg.ServiceClusterIPRange, "service-cluster-ip-range", "10.96.0.0/12", "CIDR that Service cluster IPs are allocated from")
 	fs.StringVar(&cfg.ServiceNodePortRange, "service-node-port-range", "30000-32767", "port range that NodePorts are allocated from")
 	fs.StringVar(&cfg.TokenAuthFile, "token-auth-file", "", "static bearer token file (token,user,uid,\"group1,group2\"); default: --data-dir/tokens.csv")
-	fs.StringVar(&cfg.AuthorizationMode, "authorization-mode", "RBAC", "how the API server authorizes requests: RBAC or AlwaysAllow (members of system:masters may always do everything)")
+	fs.StringVar(&cfg.AuthorizationMode, "authorization-mode", "Node,RBAC", "how the API server authorizes requests: a comma list of Node, RBAC and AlwaysAllow, asked in order (members of system:masters may always do everything)")
 	fs.StringVar(&cfg.ServiceAccountIssuer, "service-account-issuer", "https://kubernetes.default.svc.cluster.local", "issuer (iss) of service-account tokens")
 	fs.StringVar(&cfg.ServiceAccountSigningKeyFile, "service-account-signing-key-file", "", "PEM private key (RSA or ECDSA) service-account tokens are signed with (default: --data-dir/pki/sa.key, created if missing)")
 	fs.StringSliceVar(&cfg.ServiceAccountKeyFiles, "service-account-key-file", nil, "further PEM files of public keys that verify service-account tokens (keys being rotated out)")

@@ -35,6 +35,10 @@ type Config struct {
 	DataDir string
 	// RESTConfig reaches the API server with the node's credentials.
 	RESTConfig *rest.Config
+	// ProxyRESTConfig, if set, is the service proxy's own identity (system:kube-proxy);
+	// otherwise the proxy uses the node's, which the default policy grants
+	// system:node-proxier to.
+	ProxyRESTConfig *rest.Config
 	// NodeName, NodeIP, ClusterDNS, ClusterDomain, Labels: see kubelet.Config.
 	NodeName      string
 	NodeIP        string
@@ -142,11 +146,17 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 		run("pod network", pn.Run)
 	}
 	cfg.Log.Info("starting service proxy")
+	proxyClient := client
+	if cfg.ProxyRESTConfig != nil {
+		if proxyClient, err = kubernetes.NewForConfig(cfg.ProxyRESTConfig); err != nil {
+			return fmt.Errorf("proxy client: %w", err)
+		}
+	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: proxyClient.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	px, err := proxy.New(proxy.Config{NodeName: kl.NodeName(), NodeIPs: []string{kl.NodeIP()}, ClusterCIDR: cfg.ClusterCIDR,
-		Log: cfg.Log.With("component", "proxy")}, client,
+		Log: cfg.Log.With("component", "proxy")}, proxyClient,
 		broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kube-proxy", Host: kl.NodeName()}))
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)

@@ -23,6 +23,7 @@ import (
 const (
 	AuthorizationRBAC        = "RBAC"
 	AuthorizationAlwaysAllow = "AlwaysAllow"
+	AuthorizationNode        = "Node"
 )
 
 var (
@@ -32,21 +33,38 @@ var (
 	clusterRoleBindingsGVR = rbacv1.SchemeGroupVersion.WithResource("clusterrolebindings")
 )
 
-// newAuthorizer builds the configured authorizer, behind the system:masters short cut.
+// newAuthorizer builds the configured authorizers, in the order given, behind the
+// system:masters short cut.
 func (s *Server) newAuthorizer() error {
-	switch s.cfg.Authorization {
-	case AuthorizationAlwaysAllow:
-		s.authorizer = authz.Privileged{Next: authz.AlwaysAllow{}}
-	case AuthorizationRBAC:
-		for _, gvr := range []schema.GroupVersionResource{rolesGVR, clusterRolesGVR, roleBindingsGVR, clusterRoleBindingsGVR} {
-			if s.resources[gvr] == nil {
-				return fmt.Errorf("authorization mode RBAC needs the resource %s, which is not served", gvr.GroupResource())
+	modes, err := ParseAuthorizationModes(s.cfg.Authorization)
+	if err != nil {
+		return err
+	}
+	var chain authz.Union
+	for _, mode := range modes {
+		switch mode {
+		case AuthorizationAlwaysAllow:
+			chain = append(chain, authz.AlwaysAllow{})
+		case AuthorizationNode:
+			az, err := s.newNodeAuthorizer()
+			if err != nil {
+				return err
 			}
+			chain = append(chain, az)
+		case AuthorizationRBAC:
+			for _, gvr := range []schema.GroupVersionResource{rolesGVR, clusterRolesGVR, roleBindingsGVR, clusterRoleBindingsGVR} {
+				if s.resources[gvr] == nil {
+					return fmt.Errorf("authorization mode RBAC needs the resource %s, which is not served", gvr.GroupResource())
+				}
+			}
+			s.rbac = authz.NewRBAC(cachedRBAC{s})
+			chain = append(chain, s.rbac)
 		}
-		s.rbac = authz.NewRBAC(cachedRBAC{s})
-		s.authorizer = authz.Privileged{Next: s.rbac}
-	default:
-		return fmt.Errorf("unknown authorization mode %q: want %s or %s", s.cfg.Authorization, AuthorizationRBAC, AuthorizationAlwaysAllow)
+	}
+	if len(chain) == 1 {
+		s.authorizer = authz.Privileged{Next: chain[0]}
+	} else {
+		s.authorizer = authz.Privileged{Next: chain}
 	}
 	return nil
 }

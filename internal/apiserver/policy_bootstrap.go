@@ -43,6 +43,9 @@ func (s *Server) ensureDefaultPolicy(ctx context.Context) error {
 			return fmt.Errorf("default ClusterRoleBinding %s: %w", want.Name, err)
 		}
 	}
+	if err := s.deleteRetiredBindings(ctx); err != nil {
+		return err
+	}
 	// The authorizer reads the watch caches: the server is not ready before they hold the
 	// policy just written, or its first requests would be judged without it.
 	rev, err := s.cfg.Store.Revision(ctx)

@@ -306,6 +306,9 @@ func (s *Server) createObject(ctx context.Context, rs *resourceStore, obj runtim
 	if err := s.admitDefaults(ctx, rs, obj); err != nil {
 		return nil, err
 	}
+	if err := s.admitNodeRestriction(ctx, admissionCreate, rs, "", obj, nil); err != nil {
+		return nil, err
+	}
 	if err := s.validate(rs, obj, nil); err != nil {
 		return nil, err
 	}
@@ -563,6 +566,9 @@ func (s *Server) prepareUpdate(ctx context.Context, rs *resourceStore, sub strin
 	if err := s.checkEscalation(ctx, obj, old); err != nil {
 		return nil, err
 	}
+	if err := s.admitNodeRestriction(ctx, admissionUpdate, rs, sub, obj, old); err != nil {
+		return nil, err
+	}
 	if err := s.admitUpdate(ctx, rs, obj, old, opts.dryRun); err != nil {
 		return nil, err
 	}
@@ -665,6 +671,9 @@ func (s *Server) deleteOptions(r *http.Request) (*metav1.DeleteOptions, error) {
 func (s *Server) delete(ctx context.Context, r *http.Request, rs *resourceStore, req request) (runtime.Object, error) {
 	opts, err := s.deleteOptions(r)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.admitNodeDelete(ctx, rs, req.namespace, req.name); err != nil {
 		return nil, err
 	}
 	obj, _, err := s.deleteObject(ctx, rs, req.namespace, req.name, opts)

@@ -69,8 +69,9 @@ type Config struct {
 	// MetricResolution is how often kubelets are scraped for the resource metrics API
 	// (metrics.k8s.io); 0 means 15s.
 	MetricResolution time.Duration
-	// Authorization is the authorization mode: "RBAC" (the default) or "AlwaysAllow".
-	// Members of system:masters are allowed everything in either mode.
+	// Authorization is kube-apiserver's --authorization-mode: a comma list of Node, RBAC and
+	// AlwaysAllow, asked in that order ("Node,RBAC" by default). Members of system:masters
+	// are allowed everything in any mode.
 	Authorization string
 	Log           *slog.Logger
 }
@@ -107,7 +108,7 @@ func (c *Config) validate() error {
 		c.CompactionInterval = 5 * time.Minute
 	}
 	if c.Authorization == "" {
-		c.Authorization = AuthorizationRBAC
+		c.Authorization = DefaultAuthorizationModes
 	}
 	if c.ServiceAccountIssuer == "" {
 		c.ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
@@ -141,6 +142,8 @@ type Server struct {
 	// AlwaysAllow), which also resolves role references for escalation checks.
 	authorizer authz.Authorizer
 	rbac       *authz.RBAC
+	// nodeGraph is the Node authorizer's graph (nil without the Node mode).
+	nodeGraph *authz.NodeGraph
 
 	ready chan struct{}
 	// saSigner issues service-account tokens (nil: no TokenRequest API); saVerifier checks
@@ -244,6 +247,10 @@ func (s *Server) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() { defer wg.Done(); rs.cache.Run(ctx) }()
 		}
+	}
+	if s.nodeGraph != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.runNodeGraph(ctx) }()
 	}
 	if s.cfg.CompactionInterval > 0 {
 		wg.Add(1)

@@ -35,7 +35,6 @@ import (
 
 var (
 	serviceAccountsGVR = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
-	podsGVR            = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 	nodesGVR           = schema.GroupVersionResource{Version: "v1", Resource: "nodes"}
 )
 
@@ -90,6 +89,9 @@ func (s *Server) serveToken(ctx context.Context, w http.ResponseWriter, r *http.
 	tr, ok := obj.(*authenticationv1.TokenRequest)
 	if !ok {
 		return nil, badRequest("a TokenRequest is expected, not %T", obj)
+	}
+	if err := s.admitNodeTokenRequest(ctx, req.namespace, req.name, tr); err != nil {
+		return nil, err
 	}
 	return s.issueToken(ctx, req.namespace, req.name, tr)
 }

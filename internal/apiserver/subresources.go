@@ -243,6 +243,9 @@ func (s *Server) serveEviction(ctx context.Context, r *http.Request, rs *resourc
 	if opts == nil {
 		opts = &metav1.DeleteOptions{}
 	}
+	if err := s.admitNodeEviction(ctx, rs, req.namespace, req.name); err != nil {
+		return nil, err
+	}
 	if _, _, err := s.deleteObject(ctx, rs, req.namespace, req.name, opts); err != nil {
 		return nil, err
 	}

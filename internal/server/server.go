@@ -68,7 +68,8 @@ type Config struct {
 	ServiceAccountKeyFiles           []string
 	APIAudiences                     []string
 	ServiceAccountMaxTokenExpiration time.Duration
-	// AuthorizationMode is the API server's --authorization-mode: RBAC (default) or AlwaysAllow.
+	// AuthorizationMode is the API server's --authorization-mode: a comma list of Node, RBAC
+	// and AlwaysAllow (default Node,RBAC).
 	AuthorizationMode string
 	// TLSSANs are extra names and IPs for the serving certificate.
 	TLSSANs []string
@@ -124,10 +125,8 @@ func (c *Config) validate() error {
 	if _, err := netip.ParsePrefix(c.ClusterCIDR); err != nil {
 		errs = append(errs, fmt.Errorf("--cluster-cidr %q: %v", c.ClusterCIDR, err))
 	}
-	switch c.AuthorizationMode {
-	case "", apiserver.AuthorizationRBAC, apiserver.AuthorizationAlwaysAllow:
-	default:
-		errs = append(errs, fmt.Errorf("--authorization-mode %q: want %s or %s", c.AuthorizationMode, apiserver.AuthorizationRBAC, apiserver.AuthorizationAlwaysAllow))
+	if _, err := apiserver.ParseAuthorizationModes(c.AuthorizationMode); err != nil {
+		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -151,6 +150,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		return err
 	}
 	log := cfg.Log
+	warnNodesUnauthorized(cfg)
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
@@ -303,7 +303,15 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err != nil {
 		return err
 	}
-	if err := startControllers(cfg, kubeconfig, bundle, start); err != nil {
+	nodeName := ""
+	if !cfg.DisableAgent && nodeErr == nil {
+		nodeName = node.name
+	}
+	identities, err := writeComponentKubeconfigs(dir, url, bundle, nodeName)
+	if err != nil {
+		return err
+	}
+	if err := startControllers(cfg, identities, bundle, start); err != nil {
 		return err
 	}
 	if !cfg.DisableControllerManager || !cfg.DisableScheduler {
@@ -324,9 +332,13 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		}
 		progress("cluster DNS started")
 		ready := make(chan struct{})
-		if err := startAgent(cfg, dir, kubeconfig, bundle, node, dnsIP, start, ready, progress); err != nil {
+		if err := startAgent(cfg, dir, identities, bundle, node, dnsIP, start, ready, progress); err != nil {
 			return err
 		}
+		adminClient := kubernetes.NewForConfigOrDie(adminConfig)
+		start("control-plane node label", func(ctx context.Context) error {
+			return labelControlPlaneNode(ctx, adminClient, node.name)
+		})
 		select {
 		case <-ready:
 		case err := <-errc:
@@ -380,9 +392,13 @@ func serviceAccountKeys(cfg Config, pkiDir string) (crypto.Signer, []crypto.Publ
 
 // startAgent starts this machine's node agent (runtime and kubelet) with a kubelet serving
 // certificate from the cluster CA, and closes ready once the kubelet is ready.
-func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, node nodeIdentity, dnsIP string,
+func startAgent(cfg Config, dir string, identities componentKubeconfigs, bundle *pki.Bundle, node nodeIdentity, dnsIP string,
 	start func(string, func(context.Context) error), ready chan struct{}, progress func(string)) error {
-	restConfig, err := inProcessConfig(kubeconfig, 500, 1000)
+	restConfig, err := inProcessConfig(identities.kubelet, 500, 1000)
+	if err != nil {
+		return err
+	}
+	proxyConfig, err := inProcessConfig(identities.proxy, 500, 1000)
 	if err != nil {
 		return err
 	}
@@ -396,10 +412,9 @@ func startAgent(cfg Config, dir, kubeconfig string, bundle *pki.Bundle, node nod
 		return err
 	}
 	acfg := agent.Config{
-		DataDir: filepath.Join(dir, "agent"), RESTConfig: restConfig, NodeName: node.name, NodeIP: node.ip,
+		DataDir: filepath.Join(dir, "agent"), RESTConfig: restConfig, ProxyRESTConfig: proxyConfig, NodeName: node.name, NodeIP: node.ip,
 		ClusterDNS: []string{dnsIP}, ClusterCIDR: cfg.ClusterCIDR,
 		KubeletAddress: cfg.KubeletAddress, KubeletCert: &cert, ClientCA: bundle.CAPool, PodLogsDir: cfg.PodLogsDir, CgroupRoot: cfg.CgroupRoot,
-		Labels:   map[string]string{"node-role.kubernetes.io/control-plane": ""},
 		Progress: progress,
 		Log:      cfg.Log.With("component", "agent"),
 	}
@@ -482,16 +497,19 @@ func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, st
 }
 
 // startControllers starts the controller manager and the scheduler. They reach the API
-// server as any client would: through client-go over HTTPS with the admin credentials.
-func startControllers(cfg Config, kubeconfig string, bundle *pki.Bundle, start func(string, func(context.Context) error)) error {
-	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+// server as any client would: through client-go over HTTPS, each as its own user
+// (system:kube-controller-manager, system:kube-scheduler).
+func startControllers(cfg Config, identities componentKubeconfigs, bundle *pki.Bundle, start func(string, func(context.Context) error)) error {
+	// In-process components talk to their own API server: client-side rate limits only slow
+	// them (the scheduler makes a binding and an event per pod).
+	restConfig, err := inProcessConfig(identities.controllerManager, 5000, 10000)
 	if err != nil {
 		return err
 	}
-	restConfig.ContentType = "application/vnd.kubernetes.protobuf"
-	// In-process components talk to their own API server: client-side rate limits only slow
-	// them (the scheduler makes a binding and an event per pod).
-	restConfig.QPS, restConfig.Burst = 5000, 10000
+	schedulerConfig, err := inProcessConfig(identities.scheduler, 5000, 10000)
+	if err != nil {
+		return err
+	}
 	if !cfg.DisableControllerManager {
 		cidr, _ := netip.ParsePrefix(cfg.ClusterCIDR)
 		cmCfg := controllermanager.Config{RESTConfig: restConfig, LeaderElect: true,
@@ -524,7 +542,7 @@ func startControllers(cfg Config, kubeconfig string, bundle *pki.Bundle, start f
 	if !cfg.DisableScheduler {
 		start("scheduler", func(ctx context.Context) error {
 			for {
-				client, err := kubernetes.NewForConfig(rest.CopyConfig(restConfig))
+				client, err := kubernetes.NewForConfig(rest.CopyConfig(schedulerConfig))
 				if err != nil {
 					return err
 				}

@@ -75,10 +75,13 @@ func aggregated(name string, labels map[string]string, selectLabel string) *rbac
 	return cr
 }
 
-// DefaultClusterRoles is the ClusterRole part of the default policy, created and reconciled
-// at API server start.
-func DefaultClusterRoles() []*rbacv1.ClusterRole {
-	nodeRules := []rbacv1.PolicyRule{
+// NodeRules are the rules of the system:node ClusterRole, which the Node authorizer applies
+// to every node for the resources its graph does not decide. They follow Kubernetes'
+// bootstrappolicy.NodeRules with one narrowing: secrets and config maps are get only, not
+// get/list/watch, so that binding the role (as a cluster without the Node authorizer must)
+// does not let a node list every secret. With the Node authorizer the graph decides those.
+func NodeRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
 		rule("create").groups(authnGroup).resources("tokenreviews").rule(),
 		rule("create").groups(authzGroup).resources("subjectaccessreviews", "localsubjectaccessreviews").rule(),
 		rule(read...).groups(legacy).resources("services").rule(),
@@ -97,10 +100,17 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 		rule("get", "create", "update", "patch", "delete").groups(coordination).resources("leases").rule(),
 		rule("get").groups(storageGroup).resources("volumeattachments").rule(),
 		rule("create").groups(legacy).resources("serviceaccounts/token").rule(),
-		rule("update", "patch").groups(legacy).resources("persistentvolumeclaims/status").rule(),
+		rule("get", "update", "patch").groups(legacy).resources("persistentvolumeclaims/status").rule(),
 		rule(read...).groups(storageGroup).resources("csidrivers").rule(),
+		rule("get", "create", "update", "patch", "delete").groups(storageGroup).resources("csinodes").rule(),
 		rule(read...).groups(nodeGroup).resources("runtimeclasses").rule(),
 	}
+}
+
+// DefaultClusterRoles is the ClusterRole part of the default policy, created and reconciled
+// at API server start.
+func DefaultClusterRoles() []*rbacv1.ClusterRole {
+	nodeRules := NodeRules()
 	return []*rbacv1.ClusterRole{
 		clusterRole("cluster-admin", map[string]string{},
 			rule("*").groups("*").resources("*").rule(),
@@ -182,6 +192,23 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 			rule("list", "watch").groups("*").resources("*").rule(),
 			rule("create").groups(legacy).resources("serviceaccounts/token").rule(),
 		)...),
+		clusterRole("system:volume-scheduler", nil,
+			rule("get", "list", "watch", "update", "patch").groups(legacy).resources("persistentvolumes").rule(),
+			rule(read...).groups(storageGroup).resources("storageclasses").rule(),
+			rule("get", "list", "watch", "update", "patch").groups(legacy).resources("persistentvolumeclaims").rule()),
+		// Kubernetes runs each controller of kube-controller-manager under its own service
+		// account (--use-service-account-credentials), each bound to a
+		// system:controller:<name> role. nanokube's controller manager runs all its
+		// controllers under the one identity system:kube-controller-manager, so this role
+		// holds what they need together: the garbage collector and the namespace controller
+		// already need get/list/watch/update/patch/delete/deletecollection on everything in
+		// Kubernetes, the other controllers create the objects they own, the cluster role
+		// aggregator must escalate, the CSR controllers approve and sign. Not granted:
+		// impersonate, bind, and non-resource URLs beyond discovery. A deliberate deviation.
+		clusterRole("nanokube:kube-controller-manager:controllers", nil,
+			rule("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection").groups("*").resources("*").rule(),
+			rule("escalate").groups(rbacGroup).resources("clusterroles").rule(),
+			rule("approve", "sign").groups(certificates).resources("signers").rule()),
 		// What nanokube's kubelet needs beyond system:node: it lists PersistentVolumes to
 		// sweep the data of deleted local-path volumes from its disk.
 		clusterRole("nanokube:node", nil,
@@ -193,6 +220,13 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 		clusterRole("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", nil,
 			rule("create").groups(certificates).resources("certificatesigningrequests/selfnodeclient").rule()),
 	}
+}
+
+// RetiredClusterRoleBindings are default bindings of earlier nanokube versions that the
+// API server deletes at start: nanokube:nodes bound system:node, get of every secret and
+// config map included, to every node, which the Node authorizer replaces.
+func RetiredClusterRoleBindings() []string {
+	return []string{"nanokube:nodes"}
 }
 
 func binding(name, role string, subjects ...rbacv1.Subject) *rbacv1.ClusterRoleBinding {
@@ -214,18 +248,19 @@ func user(name string) rbacv1.Subject {
 }
 
 // DefaultClusterRoleBindings is the binding part of the default policy: Kubernetes' own
-// bindings plus nanokube's stand-ins for the Node authorizer (see the package doc).
+// bindings plus nanokube's additions (see the package doc).
 func DefaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 	return []*rbacv1.ClusterRoleBinding{
 		binding("cluster-admin", "cluster-admin", group(MastersGroup)),
 		binding("system:discovery", "system:discovery", group(AuthenticatedGroup)),
 		binding("system:basic-user", "system:basic-user", group(AuthenticatedGroup)),
 		binding("system:public-info-viewer", "system:public-info-viewer", group(AuthenticatedGroup), group(UnauthenticatedGroup)),
-		binding("system:node", "system:node"),
+		binding("system:node", "system:node"), // no subjects: the Node authorizer applies its rules
 		binding("system:node-proxier", "system:node-proxier", user("system:kube-proxy")),
 		binding("system:kube-scheduler", "system:kube-scheduler", user("system:kube-scheduler")),
+		binding("system:volume-scheduler", "system:volume-scheduler", user("system:kube-scheduler")),
 		binding("system:kube-controller-manager", "system:kube-controller-manager", user("system:kube-controller-manager")),
-		binding("nanokube:nodes", "system:node", group(NodesGroup)),
+		binding("nanokube:kube-controller-manager:controllers", "nanokube:kube-controller-manager:controllers", user("system:kube-controller-manager")),
 		binding("nanokube:nodes:proxier", "system:node-proxier", group(NodesGroup)),
 		binding("nanokube:nodes:extras", "nanokube:node", group(NodesGroup)),
 		binding("nanokube:kubelet-bootstrap", "system:node-bootstrapper", group(BootstrappersGroup)),
