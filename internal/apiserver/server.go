@@ -21,6 +21,7 @@ import (
 	"github.com/nanokube/nanokube/internal/apiserver/authz"
 	"github.com/nanokube/nanokube/internal/apiserver/registry"
 	"github.com/nanokube/nanokube/internal/apiserver/resourcemetrics"
+	"github.com/nanokube/nanokube/internal/audit"
 	"github.com/nanokube/nanokube/internal/pki"
 	"github.com/nanokube/nanokube/internal/storage"
 )
@@ -58,6 +59,19 @@ type Config struct {
 	// Members of system:masters are allowed everything in either mode.
 	Authorization string
 	Log           *slog.Logger
+
+	// Encryption chooses the transformer (encryption at rest) of each resource's values;
+	// nil stores every value as it is. See internal/storage/encryption.
+	Encryption Encryption
+	// AuditPolicy selects the requests AuditLog records, and how much of each; both nil
+	// records nothing. See internal/audit.
+	AuditPolicy *audit.Policy
+	AuditLog    AuditWriter
+}
+
+// Encryption maps a resource to the transformer of its stored values (nil: none).
+type Encryption interface {
+	TransformerFor(gr schema.GroupResource) storage.Transformer
 }
 
 // TokenAuthenticator maps a bearer token to a user.
@@ -164,6 +178,13 @@ func New(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("resource %s shares the storage of %s, which is not served", rs.gr, sh.Resource)
 			}
 			rs.prefix, rs.cache = owner.prefix, owner.cache
+		}
+	}
+	if cfg.Encryption != nil {
+		for _, rs := range s.resources {
+			if rs.res.SharedStorage == nil {
+				cfg.Store.SetTransformer(rs.prefix, cfg.Encryption.TransformerFor(rs.gr))
+			}
 		}
 	}
 	var err error
@@ -302,7 +323,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(resourcemetrics.Prefix, s.serveResourceMetrics)
 	mux.HandleFunc(authorizationPrefix, s.serveReview)
 	mux.HandleFunc(authenticationPrefix, s.serveReview)
-	return s.recoverPanics(s.authenticate(s.metrics.instrument(s.authorize(mux))))
+	return s.recoverPanics(s.authenticate(s.auditRequests(s.metrics.instrument(s.authorize(mux)))))
 }
 
 // recoverPanics answers a handler panic with a 500 Status instead of a reset connection.
@@ -369,7 +390,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		s.codecs.writeError(w, r, unauthorized(), schema.GroupResource{}, "")
+		s.auditFailedAuthentication(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.codecs.writeError(w, r, unauthorized(), schema.GroupResource{}, "")
+		})).ServeHTTP(w, r)
 	})
 }
 
