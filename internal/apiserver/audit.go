@@ -146,10 +146,10 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		}
 		longRunning := isLongRunning(req, isResource)
 		aw := &auditResponseWriter{ResponseWriter: w}
-		// Responses are kept for RequestResponse, and failures always (for their Status);
-		// the body of a long-running request is a stream, never an object.
-		aw.keep = !longRunning
 		aw.onStart = func(code int) {
+			// Responses are kept for RequestResponse and failures (for their Status); the
+			// body of a long-running request is a stream, never an object.
+			aw.keep = code >= 400 || (decision.Level == auditv1.LevelRequestResponse && !longRunning)
 			rec.mu.Lock()
 			rec.ev.ResponseStatus = &metav1.Status{Code: int32(code)}
 			rec.mu.Unlock()
