@@ -33,6 +33,11 @@ func bindControlPlaneFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.DurationVar(&cfg.ServiceAccountMaxTokenExpiration, "service-account-max-token-expiration", 0, "longest lifetime of an issued service-account token (0: as requested)")
 	fs.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	fs.BoolVar(&cfg.UnsafeNoFsync, "etcd-unsafe-no-fsync", false, "skip etcd fsyncs (faster, loses data on power failure; for tests)")
+	fs.StringVar(&cfg.EncryptionProviderConfig, "encryption-provider-config", "", "EncryptionConfiguration file (apiserver.config.k8s.io/v1): resources encrypted at rest in etcd with aescbc, aesgcm or secretbox")
+	fs.StringVar(&cfg.AuditPolicyFile, "audit-policy-file", "", "audit Policy file (audit.k8s.io/v1): which requests the audit log records, and at which level")
+	fs.StringVar(&cfg.AuditLogPath, "audit-log-path", "", "file audit events are appended to as JSON lines (\"-\": stdout); needs --audit-policy-file")
+	fs.IntVar(&cfg.AuditLogMaxSize, "audit-log-maxsize", 0, "rotate the audit log file when it reaches this many megabytes (0: never)")
+	fs.IntVar(&cfg.AuditLogMaxBackup, "audit-log-maxbackup", 0, "rotated audit log files to keep (0: all)")
 }
 
 func newServerCommand() *cobra.Command {

@@ -129,6 +129,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 				return
 			}
 			u = imp
+			auditImpersonated(r.Context(), u)
 			r = r.WithContext(context.WithValue(r.Context(), userKey{}, u)) // as given: groups already settled
 		}
 		a := requestAttributes(r, u)
@@ -159,7 +160,9 @@ func (s *Server) authorizeAttributes(ctx context.Context, a authz.Attributes) er
 			reason = err.Error()
 		}
 	}
-	if err == nil && d == authz.Allow {
+	allowed := err == nil && d == authz.Allow
+	auditAuthorization(ctx, allowed, reason)
+	if allowed {
 		return nil
 	}
 	return authz.Forbidden(a, reason)

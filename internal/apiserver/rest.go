@@ -478,7 +478,15 @@ func (s *Server) updateObject(ctx context.Context, rs *resourceStore, req reques
 			if fromCache {
 				continue // "no change" must be judged against etcd's copy, not a stale one
 			}
-			return cur, nil // nothing changed: no write, no new resourceVersion
+			// Nothing changed: no write, no new resourceVersion, unless the stored value
+			// was encrypted with an older key, which an update rewrites (key rotation).
+			curRev, _ := strconv.ParseInt(curRV, 10, 64)
+			if stale, err := rs.store.Stale(ctx, key, curRev); err != nil || !stale {
+				if err != nil {
+					return nil, toStatus(err, rs.gr, req.name)
+				}
+				return cur, nil
+			}
 		}
 		if opts.dryRun {
 			return obj, nil

@@ -23,6 +23,7 @@ import (
 	"github.com/nanokube/nanokube/internal/apiserver/registry"
 	"github.com/nanokube/nanokube/internal/apiserver/resourcemetrics"
 	"github.com/nanokube/nanokube/internal/apiserver/satoken"
+	"github.com/nanokube/nanokube/internal/audit"
 	"github.com/nanokube/nanokube/internal/pki"
 	"github.com/nanokube/nanokube/internal/storage"
 )
@@ -74,6 +75,19 @@ type Config struct {
 	// are allowed everything in any mode.
 	Authorization string
 	Log           *slog.Logger
+
+	// Encryption chooses the transformer (encryption at rest) of each resource's values;
+	// nil stores every value as it is. See internal/storage/encryption.
+	Encryption Encryption
+	// AuditPolicy selects the requests AuditLog records, and how much of each; both nil
+	// records nothing. See internal/audit.
+	AuditPolicy *audit.Policy
+	AuditLog    AuditWriter
+}
+
+// Encryption maps a resource to the transformer of its stored values (nil: none).
+type Encryption interface {
+	TransformerFor(gr schema.GroupResource) storage.Transformer
 }
 
 // TokenAuthenticator maps a bearer token to a user.
@@ -197,6 +211,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if err := s.newServiceAccountTokens(); err != nil {
 		return nil, err
+	}
+	if cfg.Encryption != nil {
+		for _, rs := range s.resources {
+			if rs.res.SharedStorage == nil {
+				cfg.Store.SetTransformer(rs.prefix, cfg.Encryption.TransformerFor(rs.gr))
+			}
+		}
 	}
 	var err error
 	if s.ips, err = newIPAllocator(cfg.Store, cfg.ServiceClusterIPRange); err != nil {
@@ -338,7 +359,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc(resourcemetrics.Prefix, s.serveResourceMetrics)
 	mux.HandleFunc(authorizationPrefix, s.serveReview)
 	mux.HandleFunc(authenticationPrefix, s.serveReview)
-	return s.recoverPanics(s.authenticate(s.metrics.instrument(s.authorize(mux))))
+	return s.recoverPanics(s.authenticate(s.auditRequests(s.metrics.instrument(s.authorize(mux)))))
 }
 
 // recoverPanics answers a handler panic with a 500 Status instead of a reset connection.
@@ -399,7 +420,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		s.codecs.writeError(w, r, unauthorized(), schema.GroupResource{}, "")
+		s.auditFailedAuthentication(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.codecs.writeError(w, r, unauthorized(), schema.GroupResource{}, "")
+		})).ServeHTTP(w, r)
 	})
 }
 

@@ -40,6 +40,11 @@ type Options struct {
 	// Controllers runs the scheduler and controller manager too; by default the API server
 	// and etcd run alone, so that tests see raw API semantics and start their own controllers.
 	Controllers bool
+	// EncryptionProviderConfig, AuditPolicyFile and AuditLogPath are the API server flags of
+	// the same names; change them between Restarts to rotate keys.
+	EncryptionProviderConfig string
+	AuditPolicyFile          string
+	AuditLogPath             string
 }
 
 // Start starts a control plane; it is stopped when the test ends.
@@ -66,6 +71,8 @@ func (c *Cluster) start() {
 	cfg := server.Config{DataDir: c.Dir, BindAddress: "127.0.0.1", SecurePort: c.port, UnsafeNoFsync: true,
 		CompactionInterval: c.opts.CompactionInterval, EventCapacity: c.opts.EventCapacity, DisableAgent: true, Log: log,
 		AdvertiseAddress: "127.0.0.1", DisableScheduler: !c.opts.Controllers, DisableControllerManager: !c.opts.Controllers}
+	cfg.EncryptionProviderConfig = c.opts.EncryptionProviderConfig
+	cfg.AuditPolicyFile, cfg.AuditLogPath = c.opts.AuditPolicyFile, c.opts.AuditLogPath
 	if cfg.CompactionInterval == 0 {
 		cfg.CompactionInterval = -1
 	}
@@ -112,5 +119,14 @@ func (c *Cluster) Stop() {
 func (c *Cluster) Restart() {
 	c.t.Helper()
 	c.Stop()
+	c.start()
+}
+
+// RestartWith restarts the control plane with new options (the data directory is kept).
+func (c *Cluster) RestartWith(opts Options) {
+	c.t.Helper()
+	c.Stop()
+	opts.Dir = c.Dir
+	c.opts = opts
 	c.start()
 }

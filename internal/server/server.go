@@ -29,6 +29,7 @@ import (
 	"github.com/nanokube/nanokube/internal/apiserver"
 	"github.com/nanokube/nanokube/internal/apiserver/registry/builtin"
 	"github.com/nanokube/nanokube/internal/apiserver/satoken"
+	"github.com/nanokube/nanokube/internal/audit"
 	"github.com/nanokube/nanokube/internal/controllermanager"
 	"github.com/nanokube/nanokube/internal/datadir"
 	"github.com/nanokube/nanokube/internal/dns"
@@ -37,6 +38,7 @@ import (
 	"github.com/nanokube/nanokube/internal/pki"
 	"github.com/nanokube/nanokube/internal/scheduler"
 	"github.com/nanokube/nanokube/internal/storage"
+	"github.com/nanokube/nanokube/internal/storage/encryption"
 )
 
 // Config configures the control plane.
@@ -106,6 +108,15 @@ type Config struct {
 	// person watching the start.
 	Progress func(step string)
 	Log      *slog.Logger
+	// EncryptionProviderConfig is kube-apiserver's --encryption-provider-config: an
+	// EncryptionConfiguration file whose resources are encrypted at rest in etcd.
+	EncryptionProviderConfig string
+	// AuditPolicyFile and AuditLogPath turn on the audit log (--audit-policy-file,
+	// --audit-log-path; "-" is stdout); AuditLogMaxSize (MB) and AuditLogMaxBackup rotate it.
+	AuditPolicyFile   string
+	AuditLogPath      string
+	AuditLogMaxSize   int
+	AuditLogMaxBackup int
 }
 
 func (c *Config) validate() error {
@@ -158,6 +169,21 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	// Refuse what would fail later before anything is written.
 	if err := datadir.Check(dir, "server"); err != nil {
 		return err
+	}
+	var encryptionConfig *encryption.Config
+	if cfg.EncryptionProviderConfig != "" {
+		if encryptionConfig, err = encryption.LoadFile(cfg.EncryptionProviderConfig); err != nil {
+			return fmt.Errorf("--encryption-provider-config: %w", err)
+		}
+	}
+	var auditPolicy *audit.Policy
+	switch {
+	case cfg.AuditPolicyFile != "" && cfg.AuditLogPath == "":
+		return fmt.Errorf("--audit-policy-file %s needs --audit-log-path", cfg.AuditPolicyFile)
+	case cfg.AuditPolicyFile != "":
+		if auditPolicy, err = audit.LoadPolicyFile(cfg.AuditPolicyFile); err != nil {
+			return fmt.Errorf("--audit-policy-file: %w", err)
+		}
 	}
 	if err := portFree(cfg.BindAddress, cfg.SecurePort, "--secure-port"); err != nil {
 		return err
@@ -229,6 +255,15 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err != nil {
 		return err
 	}
+	var auditLog *audit.Log
+	if auditPolicy != nil {
+		auditLog, err = audit.OpenLog(audit.LogOptions{Path: cfg.AuditLogPath, MaxSizeMB: cfg.AuditLogMaxSize, MaxBackups: cfg.AuditLogMaxBackup})
+		if err != nil {
+			return fmt.Errorf("--audit-log-path: %w", err)
+		}
+		defer auditLog.Close()
+	}
+
 	codec := apiserver.StorageCodec()
 	api, err := apiserver.New(apiserver.Config{
 		KubeletClientCert: &kubeletClient,
@@ -241,6 +276,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		Authorization:        cfg.AuthorizationMode,
 		ServiceAccountIssuer: cfg.ServiceAccountIssuer, ServiceAccountSigningKey: saKey, ServiceAccountKeys: saKeys,
 		APIAudiences: cfg.APIAudiences, ServiceAccountMaxTokenExpiration: cfg.ServiceAccountMaxTokenExpiration,
+		Encryption: encryptionOrNil(encryptionConfig), AuditPolicy: auditPolicy, AuditLog: auditWriterOrNil(auditLog),
 	})
 	if err != nil {
 		return err
@@ -579,4 +615,19 @@ func portFree(host string, port int, flag string) error {
 			host, port, err, flag)
 	}
 	return l.Close()
+}
+
+// encryptionOrNil and auditWriterOrNil keep a nil pointer from becoming a non-nil interface.
+func encryptionOrNil(c *encryption.Config) apiserver.Encryption {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+func auditWriterOrNil(l *audit.Log) apiserver.AuditWriter {
+	if l == nil {
+		return nil
+	}
+	return l
 }

@@ -199,7 +199,7 @@ func (c *Cacher) apply(events []*clientv3.Event) {
 		if e.Type == clientv3.EventTypeDelete {
 			ev.Type = watch.Deleted
 		} else {
-			obj, err := c.store.decode(e.Kv.Value, e.Kv.ModRevision)
+			obj, _, err := c.store.decode(key, e.Kv.Value, e.Kv.ModRevision)
 			if err != nil {
 				c.log.Error("undecodable value in etcd, skipped", "key", key, "err", err)
 				continue

@@ -7,6 +7,11 @@
 // returns. Every write is a single etcd transaction that compares the key's create or mod
 // revision, so concurrent writers get ErrConflict instead of losing updates.
 //
+// A Transformer registered for a key prefix (SetTransformer) changes every value under it on
+// the way to and from etcd, on every path: Get, List, Delete's previous value and the
+// Cacher's events. This is encryption at rest (package encryption); Stale tells an update
+// that changes nothing that the stored value was written with an older key.
+//
 // Cacher is the watch cache of one key prefix (one resource): the current objects and a ring of
 // recent events, fed by one etcd watch. It serves resourceVersion=0 lists and every watch; a
 // watch from a revision older than the ring gets ErrExpired, which the API server turns into

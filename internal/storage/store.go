@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -29,6 +30,59 @@ type Store struct {
 	client  *clientv3.Client
 	encoder runtime.Encoder
 	decoder runtime.Decoder
+	// transformers, by key prefix, change values on their way to and from etcd.
+	transformers atomic.Pointer[[]prefixTransformer]
+}
+
+// Transformer changes encoded values on their way to and from etcd: encryption at rest. The
+// key is the etcd key of the value, for transformers that authenticate it with the data.
+type Transformer interface {
+	// TransformToStorage returns the value to store for data.
+	TransformToStorage(data []byte, key string) ([]byte, error)
+	// TransformFromStorage returns the data of a stored value. stale reports that the value
+	// is not what TransformToStorage writes now (an older key or provider), so an update
+	// should rewrite it even when the object did not change.
+	TransformFromStorage(value []byte, key string) (data []byte, stale bool, err error)
+}
+
+type prefixTransformer struct {
+	prefix string
+	t      Transformer
+}
+
+// SetTransformer transforms the values of every key under prefix with t from now on (nil
+// removes it). Set transformers before serving: values written before stay as they are.
+func (s *Store) SetTransformer(prefix string, t Transformer) {
+	for {
+		old := s.transformers.Load()
+		var next []prefixTransformer
+		if old != nil {
+			for _, pt := range *old {
+				if pt.prefix != prefix {
+					next = append(next, pt)
+				}
+			}
+		}
+		if t != nil {
+			next = append(next, prefixTransformer{prefix, t})
+		}
+		if s.transformers.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+func (s *Store) transformer(key string) Transformer {
+	pts := s.transformers.Load()
+	if pts == nil {
+		return nil
+	}
+	for _, pt := range *pts {
+		if strings.HasPrefix(key, pt.prefix) {
+			return pt.t
+		}
+	}
+	return nil
 }
 
 // New returns a Store that encodes values with enc and decodes them with dec.
@@ -52,7 +106,30 @@ func (s *Store) Get(ctx context.Context, key string, rev int64) (runtime.Object,
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
-	return s.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	obj, _, err := s.decode(key, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	return obj, err
+}
+
+// Stale reports whether the value at key, if still at revision rev, was written by a
+// transformer other than the current one (an old encryption key): an update that changes
+// nothing should then write it anyway, which is how keys are rotated.
+func (s *Store) Stale(ctx context.Context, key string, rev int64) (bool, error) {
+	t := s.transformer(key)
+	if t == nil {
+		return false, nil
+	}
+	resp, err := s.client.Get(ctx, key)
+	if err != nil {
+		return false, mapEtcdError(err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].ModRevision != rev {
+		return false, nil // gone or changed: the caller's write will conflict
+	}
+	_, stale, err := t.TransformFromStorage(resp.Kvs[0].Value, key)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", key, err)
+	}
+	return stale, nil
 }
 
 // ListOptions bound a range read.
@@ -96,9 +173,9 @@ func (s *Store) List(ctx context.Context, prefix string, opts ListOptions) (*Lis
 	out := &ListResult{Revision: resp.Header.Revision, More: resp.More,
 		Items: make([]runtime.Object, 0, len(resp.Kvs)), Keys: make([]string, 0, len(resp.Kvs))}
 	for _, kv := range resp.Kvs {
-		obj, err := s.decode(kv.Value, kv.ModRevision)
+		obj, _, err := s.decode(string(kv.Key), kv.Value, kv.ModRevision)
 		if err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+			return nil, err
 		}
 		out.Items = append(out.Items, obj)
 		out.Keys = append(out.Keys, string(kv.Key))
@@ -109,7 +186,7 @@ func (s *Store) List(ctx context.Context, prefix string, opts ListOptions) (*Lis
 // Create stores obj at key if the key does not exist. obj's resourceVersion is set to the
 // new revision.
 func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) error {
-	data, err := s.encode(obj)
+	data, err := s.encode(key, obj)
 	if err != nil {
 		return err
 	}
@@ -130,7 +207,7 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) erro
 // Update replaces the object at key if its mod revision is still rev. obj's resourceVersion is
 // set to the new revision. ErrNotFound if the key is gone, ErrConflict if it changed.
 func (s *Store) Update(ctx context.Context, key string, obj runtime.Object, rev int64) error {
-	data, err := s.encode(obj)
+	data, err := s.encode(key, obj)
 	if err != nil {
 		return err
 	}
@@ -175,7 +252,8 @@ func (s *Store) Delete(ctx context.Context, key string, rev int64) (runtime.Obje
 	if len(prev) == 0 {
 		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
-	return s.decode(prev[0].Value, resp.Header.Revision)
+	obj, _, err := s.decode(key, prev[0].Value, resp.Header.Revision)
+	return obj, err
 }
 
 // Revision returns etcd's current revision.
@@ -196,7 +274,7 @@ func (s *Store) Compact(ctx context.Context, rev int64) error {
 	return nil
 }
 
-func (s *Store) encode(obj runtime.Object) ([]byte, error) {
+func (s *Store) encode(key string, obj runtime.Object) ([]byte, error) {
 	// The revision is the key's, never part of the value.
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -209,15 +287,28 @@ func (s *Store) encode(obj runtime.Object) ([]byte, error) {
 	if err := s.encoder.Encode(obj, &b); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	if t := s.transformer(key); t != nil {
+		out, err := t.TransformToStorage(b.Bytes(), key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: transform for storage: %w", key, err)
+		}
+		return out, nil
+	}
 	return b.Bytes(), nil
 }
 
-func (s *Store) decode(data []byte, rev int64) (runtime.Object, error) {
-	obj, _, err := s.decoder.Decode(data, nil, nil)
-	if err != nil {
-		return nil, err
+// decode returns the object stored at key as value; stale is the transformer's verdict.
+func (s *Store) decode(key string, value []byte, rev int64) (obj runtime.Object, stale bool, err error) {
+	if t := s.transformer(key); t != nil {
+		if value, stale, err = t.TransformFromStorage(value, key); err != nil {
+			return nil, false, fmt.Errorf("%s: transform from storage: %w", key, err)
+		}
 	}
-	return obj, setRevision(obj, rev)
+	obj, _, err = s.decoder.Decode(value, nil, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return obj, stale, setRevision(obj, rev)
 }
 
 func setRevision(obj runtime.Object, rev int64) error {
