@@ -41,6 +41,7 @@ require (
 require (
 	github.com/vishvananda/netlink v1.3.1 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
+	k8s.io/pod-security-admission v0.37.2 // indirect
 )
 
 require (
