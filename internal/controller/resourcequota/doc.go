@@ -10,7 +10,7 @@
 // creations: admission has already charged them, and a recount from a lagging informer could
 // only undercount.
 //
-// Pods, Services, ConfigMaps, Secrets, PersistentVolumeClaims, ReplicationControllers and
-// ResourceQuotas are counted from shared informers; other count/<resource>.<group> names are
+// Pods, Services, ConfigMaps, Secrets, PersistentVolumeClaims and ResourceQuotas are
+// counted from shared informers; other count/<resource>.<group> names are
 // counted with a metadata-only LIST at sync time.
 package resourcequota

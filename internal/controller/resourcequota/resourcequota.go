@@ -121,10 +121,6 @@ func New(cc Config) (*Controller, error) {
 			items, err := core.PersistentVolumeClaims().Lister().PersistentVolumeClaims(ns).List(labels.Everything())
 			return objects(items), err
 		}},
-		{schema.GroupResource{Resource: "replicationcontrollers"}, core.ReplicationControllers().Informer(), func(ns string) ([]runtime.Object, error) {
-			items, err := core.ReplicationControllers().Lister().ReplicationControllers(ns).List(labels.Everything())
-			return objects(items), err
-		}},
 		{schema.GroupResource{Resource: "resourcequotas"}, rq.Informer(), func(ns string) ([]runtime.Object, error) {
 			items, err := c.quotas.ResourceQuotas(ns).List(labels.Everything())
 			return objects(items), err
