@@ -317,6 +317,17 @@ func TestResourceQuotaAdmission(t *testing.T) {
 		if got := quotaUsed(t, cs, "svc", "svc")["services"]; got.Value() != 2 {
 			t.Fatalf("used services = %s, want 2", got.String())
 		}
+		// An update that adds usage is checked too.
+		plain, err := cs.CoreV1().Services("svc").Get(ctx, "plain", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain.Spec.Type = corev1.ServiceTypeNodePort
+		_, err = cs.CoreV1().Services("svc").Update(ctx, plain, metav1.UpdateOptions{})
+		want = `services "plain" is forbidden: exceeded quota: svc, requested: services.nodeports=1, used: services.nodeports=1, limited: services.nodeports=1`
+		if !apierrors.IsForbidden(err) || err.Error() != want {
+			t.Fatalf("got %v\nwant %s", err, want)
+		}
 	})
 	t.Run("scopes", func(t *testing.T) {
 		createNamespace(t, cs, "scoped", nil)

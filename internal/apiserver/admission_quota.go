@@ -125,6 +125,38 @@ func (s *Server) chargeQuota(ctx context.Context, qs *resourceStore, q *corev1.R
 	}
 }
 
+// checkQuotaUpdate refuses an update that makes an object use more than its quotas allow
+// (a Service turned NodePort, a claim grown). It charges nothing: the resourcequota
+// controller recounts on such updates. Kubernetes charges here too; doing so inside the
+// update's retry loop would charge every retry.
+func (s *Server) checkQuotaUpdate(ctx context.Context, rs *resourceStore, obj, old runtime.Object) error {
+	qs := s.resources[resourceQuotasGVR]
+	if qs == nil || !rs.res.Namespaced {
+		return nil
+	}
+	now := time.Now()
+	delta := corev1.ResourceList{}
+	for name, q := range quota.Subtract(quota.Usage(rs.gr, obj, now), quota.Usage(rs.gr, old, now)) {
+		if q.Sign() > 0 {
+			delta[name] = q
+		}
+	}
+	if len(delta) == 0 {
+		return nil
+	}
+	m, _ := meta.Accessor(obj)
+	items, _, err := qs.cacheList(ctx, qs.listPrefix(m.GetNamespace()), 0, nil)
+	if err != nil {
+		return toStatus(err, qs.gr, "")
+	}
+	for _, it := range items {
+		if _, err := s.chargeQuota(ctx, qs, it.(*corev1.ResourceQuota), rs.gr, m.GetName(), obj, delta, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // unchargeQuota gives back a charge whose object was not written. It is best effort: the
 // resourcequota controller corrects whatever it misses.
 func (s *Server) unchargeQuota(ctx context.Context, qs *resourceStore, c quotaCharge) {

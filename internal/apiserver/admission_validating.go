@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -26,12 +28,22 @@ func warn(ctx context.Context, msg string) {
 }
 
 // admitValidating runs the validating admission plugins on a create (old is nil) or an
-// update of subresource sub: LimitRanger's checks, then PodSecurity.
+// update of subresource sub: LimitRanger's checks, then PodSecurity, then (updates only)
+// ResourceQuota's check of what an update adds.
 func (s *Server) admitValidating(ctx context.Context, rs *resourceStore, sub string, obj, old runtime.Object) error {
 	if rs.res.GroupVersion.Group == "" && sub == "" {
 		if err := s.admitLimitRanges(ctx, rs, obj, old); err != nil {
 			return err
 		}
 	}
-	return s.admitPodSecurity(ctx, rs, sub, obj, old)
+	if err := s.admitPodSecurity(ctx, rs, sub, obj, old); err != nil {
+		return err
+	}
+	if old != nil && sub == "" {
+		switch obj.(type) {
+		case *corev1.Service, *corev1.PersistentVolumeClaim:
+			return s.checkQuotaUpdate(ctx, rs, obj, old)
+		}
+	}
+	return nil
 }
