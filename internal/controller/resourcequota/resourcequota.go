@@ -233,7 +233,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	q, err := c.quotas.ResourceQuotas(namespace).Get(name)
+	if _, err := c.quotas.ResourceQuotas(namespace).Get(name); apierrors.IsNotFound(err) {
+		return nil
+	}
+	// The lister's copy may not have admission's latest charge yet; judging "unchanged"
+	// against it would leave a wrong status.used in place. Compare with the stored quota.
+	q, err := c.client.CoreV1().ResourceQuotas(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
