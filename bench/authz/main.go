@@ -4,6 +4,11 @@
 // system:masters, bound like every other user, GETs one ConfigMap from each in turn, in
 // interleaved blocks so that both see the same machine load; the figure is the ratio of the
 // median and trimmed mean latencies, RBAC over AlwaysAllow (goal: at most 1.10).
+//
+// Admission runs in both planes (it has no switch); a GET passes none of it, so a second
+// figure times pod creates by the same user into a namespace where every admission plugin
+// has work: a PodSecurity enforce and warn level, a LimitRange with defaults and a
+// ResourceQuota that each create is charged to.
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -39,6 +45,7 @@ type config struct {
 	namespaces int
 	requests   int // per mode
 	block      int
+	creates    int // per mode
 }
 
 func main() {
@@ -46,10 +53,11 @@ func main() {
 	flag.IntVar(&cfg.objects, "objects", 1000, "Roles, and as many RoleBindings, in each control plane")
 	flag.IntVar(&cfg.namespaces, "namespaces", 100, "namespaces the roles and bindings are spread over")
 	flag.IntVar(&cfg.requests, "requests", 20000, "GETs measured per authorization mode")
-	flag.IntVar(&cfg.block, "block", 200, "GETs per mode before switching to the other")
+	flag.IntVar(&cfg.block, "block", 200, "GETs (and creates) per mode before switching to the other")
+	flag.IntVar(&cfg.creates, "creates", 2000, "pod creates through admission measured per authorization mode")
 	flag.Parse()
-	if cfg.objects <= 0 || cfg.namespaces <= 0 || cfg.requests <= 0 || cfg.block <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -objects, -namespaces, -requests and -block must be positive")
+	if cfg.objects <= 0 || cfg.namespaces <= 0 || cfg.requests <= 0 || cfg.block <= 0 || cfg.creates <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -objects, -namespaces, -requests, -block and -creates must be positive")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -88,6 +96,9 @@ func run(ctx context.Context, cfg config) error {
 		begin := time.Now()
 		if err := populate(ctx, p.admin, cfg); err != nil {
 			return fmt.Errorf("%s: populate: %w", mode, err)
+		}
+		if err := populateAdmission(ctx, p.admin, cfg.creates); err != nil {
+			return fmt.Errorf("%s: populate the admission namespace: %w", mode, err)
 		}
 		fmt.Printf("%-12s %d roles and %d role bindings in %d namespaces written in %v\n", mode, cfg.objects, cfg.objects, cfg.namespaces, time.Since(begin).Round(time.Millisecond))
 		planes = append(planes, p)
@@ -135,7 +146,79 @@ func run(ctx context.Context, cfg config) error {
 	r, a := planes[0].lat, planes[1].lat
 	fmt.Printf("RBAC / AlwaysAllow latency ratio: p50 %.3f  trimmed mean %.3f  mean %.3f  (goal <= 1.10)\n",
 		float64(pct(r, 0.5))/float64(pct(a, 0.5)), float64(trimmed(r))/float64(trimmed(a)), float64(mean(r))/float64(mean(a)))
+
+	for _, p := range planes {
+		p.lat = p.lat[:0]
+	}
+	for done := 0; done < cfg.creates; done += cfg.block {
+		for _, p := range planes {
+			for i := range min(cfg.block, cfg.creates-done) {
+				t0 := time.Now()
+				if _, err := p.user.CoreV1().Pods(admitNamespace).Create(ctx, admitPod(done+i), metav1.CreateOptions{}); err != nil {
+					return fmt.Errorf("%s create: %w", p.mode, err)
+				}
+				p.lat = append(p.lat, time.Since(t0))
+			}
+		}
+	}
+	for _, p := range planes {
+		fmt.Printf("%-12s create pod through admission: mean %v  p50 %v  p99 %v  (%d requests)\n", p.mode,
+			mean(p.lat).Round(time.Microsecond), pct(p.lat, 0.5).Round(time.Microsecond), pct(p.lat, 0.99).Round(time.Microsecond), len(p.lat))
+	}
+	r, a = planes[0].lat, planes[1].lat
+	fmt.Printf("RBAC / AlwaysAllow create ratio: p50 %.3f  trimmed mean %.3f  mean %.3f\n",
+		float64(pct(r, 0.5))/float64(pct(a, 0.5)), float64(trimmed(r))/float64(trimmed(a)), float64(mean(r))/float64(mean(a)))
 	return nil
+}
+
+// admitNamespace is where the create figure is measured: every admission plugin has work.
+const admitNamespace = "bench-admit"
+
+// admitPod passes the baseline enforce level and warns under restricted; the LimitRange
+// fills in its resources.
+func admitPod(i int) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod-%d", i)},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+}
+
+// populateAdmission makes the create figure's namespace, its policy objects, and lets
+// user-0 create pods there.
+func populateAdmission(ctx context.Context, c kubernetes.Interface, creates int) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: admitNamespace, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"}}}
+	if _, err := c.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	lr := &corev1.LimitRange{ObjectMeta: metav1.ObjectMeta{Name: "defaults"}, Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{
+		Type: corev1.LimitTypeContainer, Max: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")},
+		Default:        corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+		DefaultRequest: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}}}}}
+	if _, err := c.CoreV1().LimitRanges(admitNamespace).Create(ctx, lr, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	hard := corev1.ResourceList{corev1.ResourcePods: *resource.NewQuantity(int64(creates+1), resource.DecimalSI),
+		corev1.ResourceRequestsCPU: resource.MustParse("1000"), corev1.ResourceLimitsMemory: resource.MustParse("1Ti")}
+	q, err := c.CoreV1().ResourceQuotas(admitNamespace).Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "quota"},
+		Spec: corev1.ResourceQuotaSpec{Hard: hard}}, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	// No controller manager runs here: set the status its first sync would.
+	q.Status = corev1.ResourceQuotaStatus{Hard: hard, Used: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0"),
+		corev1.ResourceRequestsCPU: resource.MustParse("0"), corev1.ResourceLimitsMemory: resource.MustParse("0")}}
+	if _, err := c.CoreV1().ResourceQuotas(admitNamespace).UpdateStatus(ctx, q, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "creator"}, Rules: []rbacv1.PolicyRule{
+		{Verbs: []string{"create"}, APIGroups: []string{""}, Resources: []string{"pods"}}}}
+	if _, err := c.RbacV1().Roles(admitNamespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "creator"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: "user-0"}}}
+	_, err = c.RbacV1().RoleBindings(admitNamespace).Create(ctx, rb, metav1.CreateOptions{})
+	return err
 }
 
 func start(ctx context.Context, wg *sync.WaitGroup, dir, mode string) (*plane, error) {
@@ -167,6 +250,7 @@ func start(ctx context.Context, wg *sync.WaitGroup, dir, mode string) (*plane, e
 	if err != nil {
 		return nil, err
 	}
+	userCfg.WarningHandler = rest.NoWarnings{} // the create figure's pods draw PodSecurity warnings
 	return &plane{mode: mode, admin: kubernetes.NewForConfigOrDie(adminCfg), user: kubernetes.NewForConfigOrDie(userCfg)}, nil
 }
 

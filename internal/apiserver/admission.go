@@ -31,7 +31,7 @@ var systemPriorityClasses = []*schedulingv1.PriorityClass{
 }
 
 // admitDefaults runs the defaulting admission plugins of Kubernetes on new objects:
-// ServiceAccount (the pod's account defaults to "default"), DefaultTolerationSeconds (300 s
+// LimitRanger (default requests and limits), ServiceAccount (the pod's account defaults to "default"), DefaultTolerationSeconds (300 s
 // for not-ready and unreachable nodes) and Priority (spec.priority from the pod's
 // PriorityClass, or the global default class, or 0).
 func (s *Server) admitDefaults(ctx context.Context, rs *resourceStore, obj runtime.Object) error {
@@ -41,6 +41,9 @@ func (s *Server) admitDefaults(ctx context.Context, rs *resourceStore, obj runti
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return nil
+	}
+	if err := s.admitLimitRangeDefaults(ctx, pod); err != nil {
+		return err
 	}
 	if pod.Spec.ServiceAccountName == "" {
 		pod.Spec.ServiceAccountName = "default"

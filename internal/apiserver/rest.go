@@ -51,7 +51,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setRequestInfo(r, req)
-	ctx := r.Context()
+	ctx := withWarnings(r.Context(), w)
 	var result runtime.Object
 	code := http.StatusOK
 	switch req.subresource {
@@ -318,6 +318,9 @@ func (s *Server) createObject(ctx context.Context, rs *resourceStore, obj runtim
 	if err := s.checkNamespace(ctx, rs, m.GetNamespace(), m.GetName()); err != nil {
 		return nil, err
 	}
+	if err := s.admitValidating(ctx, rs, "", obj, nil); err != nil {
+		return nil, err
+	}
 	if !opts.applied {
 		obj = rs.managed[""].UpdateNoErrors(rs.newObject(), obj, opts.manager)
 		m, _ = meta.Accessor(obj)
@@ -575,6 +578,9 @@ func (s *Server) prepareUpdate(ctx context.Context, rs *resourceStore, sub strin
 		return nil, err
 	}
 	if err := s.admitNodeRestriction(ctx, admissionUpdate, rs, sub, obj, old); err != nil {
+		return nil, err
+	}
+	if err := s.admitValidating(ctx, rs, sub, obj, old); err != nil {
 		return nil, err
 	}
 	if err := s.admitUpdate(ctx, rs, obj, old, opts.dryRun); err != nil {

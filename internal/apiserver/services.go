@@ -322,11 +322,21 @@ func (s *Server) repairAllocations(ctx context.Context) error {
 }
 
 // admitCreate runs the admission steps that allocate resources; release undoes them.
+// ResourceQuota comes last, as in Kubernetes.
 func (s *Server) admitCreate(ctx context.Context, rs *resourceStore, obj runtime.Object, dryRun bool) (func(), error) {
+	release := func() {}
 	if svc, ok := obj.(*corev1.Service); ok && rs.res.GroupVersion.Group == "" {
-		return s.allocateService(ctx, svc, nil)
+		var err error
+		if release, err = s.allocateService(ctx, svc, nil); err != nil {
+			return nil, err
+		}
 	}
-	return func() {}, nil
+	uncharge, err := s.chargeQuotas(ctx, rs, obj, dryRun)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return func() { uncharge(); release() }, nil
 }
 
 // admitUpdate allocates what an updated object newly needs and frees what it dropped.

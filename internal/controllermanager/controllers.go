@@ -24,6 +24,7 @@ import (
 	"github.com/nanokube/nanokube/internal/controller/podautoscaler"
 	"github.com/nanokube/nanokube/internal/controller/podgc"
 	"github.com/nanokube/nanokube/internal/controller/replicaset"
+	"github.com/nanokube/nanokube/internal/controller/resourcequota"
 	"github.com/nanokube/nanokube/internal/controller/rootcacert"
 	"github.com/nanokube/nanokube/internal/controller/serviceaccount"
 	"github.com/nanokube/nanokube/internal/controller/statefulset"
@@ -130,6 +131,10 @@ var constructors = map[string]Constructor{
 			Recorder: cc.Recorder("horizontal-pod-autoscaler"), Log: cc.Log.With("controller", "horizontal-pod-autoscaler"),
 			SyncPeriod: cc.HorizontalPodAutoscalerSyncPeriod})
 	},
+	"resourcequota-controller": func(cc Context) (Controller, error) {
+		return resourcequota.New(resourcequota.Config{Client: cc.Client, Metadata: cc.Metadata, Informers: cc.Informers,
+			Log: cc.Log.With("controller", "resourcequota")})
+	},
 	"pod-garbage-collector-controller": func(cc Context) (Controller, error) {
 		return podgc.New(podgc.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "podgc")})
 	},
@@ -152,6 +157,7 @@ var aliases = map[string]string{
 	"serviceaccount":           "serviceaccount-controller",
 	"root-ca-cert-publisher":   "root-ca-certificate-publisher-controller",
 	"podgc":                    "pod-garbage-collector-controller",
+	"resourcequota":            "resourcequota-controller",
 	"horizontalpodautoscaling": "horizontal-pod-autoscaler-controller",
 	"statefulset":              "statefulset-controller",
 	"csrapproving":             "certificatesigningrequest-approving-controller",

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -262,6 +263,20 @@ func TestDefaultControllersRun(t *testing.T) {
 	eventually(t, "the default service account", func() (bool, error) {
 		_, err := c.Client.CoreV1().ServiceAccounts("everyone").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
+	})
+	// So is the resourcequota controller: a new quota's status counts the default account.
+	_, err := c.Client.CoreV1().ResourceQuotas("everyone").Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "q"},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/serviceaccounts": resource.MustParse("5")}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the quota's status", func() (bool, error) {
+		q, err := c.Client.CoreV1().ResourceQuotas("everyone").Get(ctx, "q", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		used := q.Status.Used["count/serviceaccounts"]
+		return used.Value() == 1, nil
 	})
 }
 
