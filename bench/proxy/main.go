@@ -6,8 +6,8 @@
 // Services rendered the way the proxy did before (one anonymous `numgen random mod N vmap`
 // per Service, every chain flushed as it is added).
 //
-// The Proxier runs in this process and its `nft` commands run in the namespace through a
-// wrapper script put first in PATH, as in the package's netns tests. The namespace is
+// The Proxier runs in this process and programs the namespace over netlink
+// (Config.NetworkNamespace); the baseline runs `nft` in it through nsenter. The namespace is
 // deleted at the end, also on failure.
 //
 //	go run ./bench/proxy [-services 1000,10000] [-changes 200] [-baseline 1000] [-write]
@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -139,9 +138,9 @@ func kernel() string {
 	return strings.TrimSpace(string(b))
 }
 
-// netns is the namespace the table lives in, with a wrapper that runs `nft` inside it.
+// netns is the namespace the table lives in.
 type netns struct {
-	name, path, bin string
+	name, path string
 }
 
 func newNetns() (*netns, error) {
@@ -150,32 +149,11 @@ func newNetns() (*netns, error) {
 	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("ip netns add: %v: %s", err, out)
 	}
-	dir, err := os.MkdirTemp("", "nkbench-proxy")
-	if err != nil {
-		n.remove()
-		return nil, err
-	}
-	n.bin = dir
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		n.remove()
-		return nil, err
-	}
-	script := fmt.Sprintf("#!/bin/sh\nexec nsenter --net=%s %s \"$@\"\n", n.path, nft)
-	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
-		n.remove()
-		return nil, err
-	}
-	// knftables runs `nft` from PATH: the Proxier then programs the namespace only.
-	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return n, nil
 }
 
 func (n *netns) remove() {
 	_ = exec.Command("ip", "netns", "del", n.name).Run()
-	if n.bin != "" {
-		_ = os.RemoveAll(n.bin)
-	}
 }
 
 func (n *netns) nft(ctx context.Context, stdin io.Reader, args ...string) error {
@@ -240,7 +218,7 @@ func measure(ctx context.Context, n *netns, count, changes int) (fullSync, []tim
 	}
 	client := fake.NewClientset(objs...)
 	programmed := make(chan string, 1024)
-	p, err := proxy.New(proxy.Config{NodeName: "node-0", ClusterCIDR: "10.128.0.0/10", TableName: table,
+	p, err := proxy.New(proxy.Config{NodeName: "node-0", ClusterCIDR: "10.128.0.0/10", TableName: table, NetworkNamespace: n.path,
 		SyncPeriod: time.Hour, Log: slog.New(slog.DiscardHandler),
 		Programmed: func(keys []string) {
 			if len(keys) > 10 {

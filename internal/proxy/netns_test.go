@@ -30,8 +30,8 @@ import (
 //	  ├─ veth ─ netns pod1: eth0 10.200.0.11, TCP :8080 and UDP :8081 answer "pod1"
 //	  └─ veth ─ netns pod2: eth0 10.200.0.12, same, answering "pod2"
 //
-// The Proxier runs in this process; its `nft` commands run in the node namespace through a
-// wrapper script put first in PATH. Servers and clients are goroutines whose sockets are made
+// The Proxier runs in this process and programs the node namespace over netlink
+// (Config.NetworkNamespace). Servers and clients are goroutines whose sockets are made
 // on an OS thread moved into the right namespace.
 
 const (
@@ -100,21 +100,6 @@ func newTestNode(tb testing.TB, pods map[string]string) *testNode {
 		n.pods[pod] = path
 	}
 	return n
-}
-
-// useNodeNFT makes knftables, for the rest of the test, run `nft` inside the node namespace.
-func (n *testNode) useNodeNFT(tb testing.TB) {
-	tb.Helper()
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		tb.Skip("needs nft")
-	}
-	dir := tb.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nexec nsenter --net=%s %s \"$@\"\n", n.node, nft)
-	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
 // inNetns runs f on an OS thread moved into the namespace at path; the thread is thrown away
@@ -233,7 +218,6 @@ func TestProxyInNetns(t *testing.T) {
 	n := newTestNode(t, map[string]string{"pod1": pod1IP, "pod2": pod2IP})
 	serve(t, n.pods["pod1"], "pod1")
 	serve(t, n.pods["pod2"], "pod2")
-	n.useNodeNFT(t)
 
 	tcp := []slicePort{{"http", v1.ProtocolTCP, 8080}}
 	udp := []slicePort{{"echo", v1.ProtocolUDP, 8081}}
@@ -250,7 +234,7 @@ func TestProxyInNetns(t *testing.T) {
 		slice("default", "echo", "echo-1", udp, both()...),
 	)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	p, err := New(Config{NodeName: "node", NodeIPs: []string{nodeIP}, ClusterCIDR: podCIDR, Log: log}, client, nil)
+	p, err := New(Config{NodeName: "node", NodeIPs: []string{nodeIP}, ClusterCIDR: podCIDR, NetworkNamespace: n.node, Log: log}, client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +330,6 @@ func BenchmarkFullSync(b *testing.B) {
 		b.Run(fmt.Sprintf("services=%d/endpoints=10", size), func(b *testing.B) {
 			requireNetns(b)
 			n := &testNode{node: newNetns(b, "bench")}
-			n.useNodeNFT(b)
 			svcs, sl := SyntheticServices(size, 10)
 			w := newWorld()
 			for _, s := range svcs {
@@ -355,7 +338,7 @@ func BenchmarkFullSync(b *testing.B) {
 			for _, s := range sl {
 				w.put(b, s)
 			}
-			p, err := New(Config{NodeName: "node-0", ClusterCIDR: "10.128.0.0/10", TableName: "bench"}, nil, nil)
+			p, err := New(Config{NodeName: "node-0", ClusterCIDR: "10.128.0.0/10", TableName: "bench", NetworkNamespace: n.node}, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
