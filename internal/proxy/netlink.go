@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -109,14 +108,14 @@ func (b *netlinkBackend) encode(tx *transaction, seq uint32, commit bool) ([]byt
 	for _, op := range tx.ops {
 		switch {
 		case op.rule != nil:
-			size += 64 + len(op.rule.chain) + 64*len(op.rule.rule.exprs)
+			size += 64 + len(op.rule.chain) + len(op.rule.rule.wire)
 		case op.element != nil:
 			size += 48 + len(op.element.value)
 		default:
 			size += 128
 		}
 	}
-	w := &batchWriter{buf: make([]byte, 0, size), family: byte(b.family), table: b.table}
+	w := &batchWriter{wire: wire{b: make([]byte, 0, size)}, family: byte(b.family), table: b.table}
 	w.begin(unix.NFNL_MSG_BATCH_BEGIN, seq-1, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
 	w.end()
 	var rare *nftables.Conn
@@ -131,13 +130,7 @@ func (b *netlinkBackend) encode(tx *transaction, seq uint32, commit bool) ([]byt
 			w.str(unix.NFTA_RULE_TABLE, w.table)
 			w.str(unix.NFTA_RULE_CHAIN, op.rule.chain)
 			list := w.nest(unix.NFTA_RULE_EXPRESSIONS)
-			for _, e := range op.rule.rule.exprs {
-				data, err := expr.Marshal(w.family, e)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", op, err)
-				}
-				w.attr(unix.NLA_F_NESTED|unix.NFTA_LIST_ELEM, data)
-			}
+			w.b = append(w.b, op.rule.rule.wire...)
 			w.close(list)
 			w.end()
 		case op.chain != nil && op.chain.base == nil:
@@ -170,7 +163,7 @@ func (b *netlinkBackend) encode(tx *transaction, seq uint32, commit bool) ([]byt
 			list := w.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
 			for j := i; j < len(tx.ops); j++ {
 				e := tx.ops[j]
-				if j > i && (e.element == nil || e.verb != op.verb || e.element.set != op.element.set || len(w.buf)-list > 60000) {
+				if j > i && (e.element == nil || e.verb != op.verb || e.element.set != op.element.set || len(w.b)-list > 60000) {
 					break
 				}
 				if err := w.element(e.element); err != nil {
@@ -205,7 +198,7 @@ func (b *netlinkBackend) encode(tx *transaction, seq uint32, commit bool) ([]byt
 			}
 			m := captured[1]
 			w.begin(uint16(m.Header.Type), n, m.Data[0], 0, uint16(m.Header.Flags&^(netlink.Request|netlink.Acknowledge|unix.NLM_F_ECHO)))
-			w.buf = append(w.buf, m.Data[4:]...)
+			w.b = append(w.b, m.Data[4:]...)
 			w.end()
 		}
 	}
@@ -213,7 +206,7 @@ func (b *netlinkBackend) encode(tx *transaction, seq uint32, commit bool) ([]byt
 		w.begin(unix.NFNL_MSG_BATCH_END, seq+uint32(len(tx.ops)), unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
 		w.end()
 	}
-	return w.buf, nil
+	return w.b, nil
 }
 
 // encodeRare queues one table, base chain or set operation on c.
@@ -258,62 +251,29 @@ func encodeRare(c *nftables.Conn, t *nftables.Table, op txOp) error {
 
 // batchWriter writes netlink messages into one buffer.
 type batchWriter struct {
-	buf    []byte
+	wire
 	msg    int // offset of the message being written
 	family byte
 	table  string
 }
 
 func (w *batchWriter) begin(typ uint16, seq uint32, family byte, resID uint16, flags ...uint16) {
-	w.msg = len(w.buf)
+	w.msg = len(w.b)
 	f := uint16(unix.NLM_F_REQUEST)
 	for _, x := range flags {
 		f |= x
 	}
-	w.buf = binary.NativeEndian.AppendUint32(w.buf, 0) // length, set by end
-	w.buf = binary.NativeEndian.AppendUint16(w.buf, typ)
-	w.buf = binary.NativeEndian.AppendUint16(w.buf, f)
-	w.buf = binary.NativeEndian.AppendUint32(w.buf, seq)
-	w.buf = binary.NativeEndian.AppendUint32(w.buf, 0) // port id: the kernel's
-	w.buf = append(w.buf, family, unix.NFNETLINK_V0)
-	w.buf = binary.BigEndian.AppendUint16(w.buf, resID)
+	w.b = binary.NativeEndian.AppendUint32(w.b, 0) // length, set by end
+	w.b = binary.NativeEndian.AppendUint16(w.b, typ)
+	w.b = binary.NativeEndian.AppendUint16(w.b, f)
+	w.b = binary.NativeEndian.AppendUint32(w.b, seq)
+	w.b = binary.NativeEndian.AppendUint32(w.b, 0) // port id: the kernel's
+	w.b = append(w.b, family, unix.NFNETLINK_V0)
+	w.b = binary.BigEndian.AppendUint16(w.b, resID)
 }
 
 func (w *batchWriter) end() {
-	binary.NativeEndian.PutUint32(w.buf[w.msg:], uint32(len(w.buf)-w.msg))
-}
-
-func (w *batchWriter) attr(typ uint16, data []byte) {
-	w.buf = binary.NativeEndian.AppendUint16(w.buf, uint16(4+len(data)))
-	w.buf = binary.NativeEndian.AppendUint16(w.buf, typ)
-	w.buf = append(w.buf, data...)
-	w.pad()
-}
-
-func (w *batchWriter) pad() {
-	for len(w.buf)%4 != 0 {
-		w.buf = append(w.buf, 0)
-	}
-}
-
-func (w *batchWriter) str(typ uint16, s string) {
-	w.buf = binary.NativeEndian.AppendUint16(w.buf, uint16(4+len(s)+1))
-	w.buf = binary.NativeEndian.AppendUint16(w.buf, typ)
-	w.buf = append(w.buf, s...)
-	w.buf = append(w.buf, 0)
-	w.pad()
-}
-
-// nest opens a nested attribute; close sets its length.
-func (w *batchWriter) nest(typ uint16) int {
-	at := len(w.buf)
-	w.buf = binary.NativeEndian.AppendUint16(w.buf, 0)
-	w.buf = binary.NativeEndian.AppendUint16(w.buf, typ|unix.NLA_F_NESTED)
-	return at
-}
-
-func (w *batchWriter) close(at int) {
-	binary.NativeEndian.PutUint16(w.buf[at:], uint16(len(w.buf)-at))
+	binary.NativeEndian.PutUint32(w.b[w.msg:], uint32(len(w.b)-w.msg))
 }
 
 func (w *batchWriter) element(e *elementSpec) error {
@@ -323,17 +283,10 @@ func (w *batchWriter) element(e *elementSpec) error {
 	}
 	el := w.nest(unix.NFTA_LIST_ELEM)
 	k := w.nest(unix.NFTA_SET_ELEM_KEY)
-	w.attr(unix.NFTA_DATA_VALUE, key)
+	w.bytes(unix.NFTA_DATA_VALUE, key)
 	w.close(k)
 	if e.value != "" {
-		d := w.nest(unix.NFTA_SET_ELEM_DATA)
-		v := w.nest(unix.NFTA_DATA_VERDICT)
-		w.attr(unix.NFTA_VERDICT_CODE, binary.BigEndian.AppendUint32(nil, uint32(int32(verdictKind(e.value)))))
-		if chain := verdictChain(e.value); chain != "" {
-			w.str(unix.NFTA_VERDICT_CHAIN, chain)
-		}
-		w.close(v)
-		w.close(d)
+		w.verdictData(unix.NFTA_SET_ELEM_DATA, e.value)
 	}
 	w.close(el)
 	return nil
@@ -433,7 +386,7 @@ func (b *netlinkBackend) send(tx *transaction, commit bool) error {
 	defer conn.Close()
 
 	// The barrier: the kernel answers it after every error of the batch.
-	w := &batchWriter{buf: batch}
+	w := &batchWriter{wire: wire{b: batch}}
 	w.begin(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, barrier, unix.AF_UNSPEC, 0)
 	w.end()
 	raw, err := conn.SyscallConn()
@@ -456,7 +409,7 @@ func (b *netlinkBackend) send(tx *transaction, commit bool) error {
 			serr = fmt.Errorf("sending nftables batch of %d bytes: %w", len(batch), serr)
 			return
 		}
-		if serr = unix.Sendto(int(fd), w.buf[len(batch):], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); serr != nil {
+		if serr = unix.Sendto(int(fd), w.b[len(batch):], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); serr != nil {
 			serr = os.NewSyscallError("sendto", serr)
 		}
 	})
