@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -401,5 +402,56 @@ func TestNetlinkMatchesText(t *testing.T) {
 	}
 	if got, want := list(wireNS), list(textNS); got != want {
 		t.Errorf("netlink table differs from nft -f of the same transaction:\n--- netlink\n%s\n--- nft -f\n%s", got, want)
+	}
+}
+
+// TestNetlinkBackendIsAtomic checks, in a namespace of its own, that a batch the kernel
+// rejects changes nothing and names the operation at fault, and that Check never changes
+// anything: the bisection of a failing full sync relies on both.
+func TestNetlinkBackendIsAtomic(t *testing.T) {
+	requireNetns(t)
+	ns := newNetns(t, "atomic")
+	b := newNetlinkBackend("atomic", ns)
+	ctx := context.Background()
+	tx := func(target string) *transaction {
+		tx := &transaction{}
+		tx.addTable()
+		tx.addChain("a")
+		tx.addChain("b")
+		tx.addRule("a", newRule().verdict("goto "+target).build())
+		return tx
+	}
+	tables := func() []string {
+		chains, sets, err := b.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(chains, sets...)
+	}
+
+	err := b.Run(ctx, tx("missing"))
+	if err == nil {
+		t.Fatal("a goto to a missing chain was accepted")
+	}
+	if !strings.Contains(err.Error(), "add rule a goto missing") {
+		t.Errorf("error %q does not name the rejected operation", err)
+	}
+	if got := tables(); len(got) != 0 {
+		t.Errorf("a rejected batch left %v behind", got)
+	}
+	if err := b.Check(ctx, tx("missing")); err == nil {
+		t.Error("Check accepted a goto to a missing chain")
+	}
+	if err := b.Check(ctx, tx("b")); err != nil {
+		t.Errorf("Check of a valid batch: %v", err)
+	}
+	if got := tables(); len(got) != 0 {
+		t.Errorf("Check left %v behind", got)
+	}
+	if err := b.Run(ctx, tx("b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := tables(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("after Run the table holds %v, want chains a and b", got)
 	}
 }
