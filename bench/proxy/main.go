@@ -219,7 +219,7 @@ func measure(ctx context.Context, n *netns, count, changes int) (fullSync, []tim
 	client := fake.NewClientset(objs...)
 	programmed := make(chan string, 1024)
 	p, err := proxy.New(proxy.Config{NodeName: "node-0", ClusterCIDR: "10.128.0.0/10", TableName: table, NetworkNamespace: n.path,
-		SyncPeriod: time.Hour, Log: slog.New(slog.DiscardHandler),
+		SyncPeriod: time.Hour, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Programmed: func(keys []string) {
 			if len(keys) > 10 {
 				return // the full sync

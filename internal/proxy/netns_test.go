@@ -300,6 +300,47 @@ func TestProxyInNetns(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("UDP flows of a removed endpoint are forgotten", func(t *testing.T) {
+		// One client socket, so every datagram has the same 5-tuple: conntrack keeps
+		// sending it to the endpoint it picked first unless the proxy deletes the entry.
+		var c net.Conn
+		if err := inNetns(n.node, func() error {
+			var err error
+			c, err = net.Dial("udp4", "10.96.0.13:53")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		exchange := func() (string, error) {
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err := c.Write([]byte("hi")); err != nil {
+				return "", err
+			}
+			buf := make([]byte, 64)
+			k, err := c.Read(buf)
+			return strings.TrimSpace(string(buf[:k])), err
+		}
+		first, err := exchange()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep, keepIP := "pod1", pod1IP
+		if first == "pod1" {
+			keep, keepIP = "pod2", pod2IP
+		}
+		s := slice("default", "echo", "echo-1", udp, ep(keepIP, onNode("node")))
+		if _, err := client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The removed pod still answers: only a deleted conntrack entry moves the flow.
+		eventually(t, "the flow moves to "+keep, func() error {
+			if got, err := exchange(); err != nil || got != keep {
+				return fmt.Errorf("got %q, %v", got, err)
+			}
+			return nil
+		})
+	})
 	t.Run("endpoints added to an empty service", func(t *testing.T) {
 		s := slice("default", "empty", "empty-1", tcp, ep(pod2IP, onNode("node")))
 		if _, err := client.DiscoveryV1().EndpointSlices("default").Create(context.Background(), s, metav1.CreateOptions{}); err != nil {

@@ -41,6 +41,9 @@ type Proxier struct {
 	recorder record.EventRecorder
 	nft      backend
 	renderer renderer
+	// conntrack deletes the conntrack entries of UDP flows that lost their endpoint; nil
+	// where there is no kernel to ask (tests over knftables' fake).
+	conntrack func([]udpFlow) error
 
 	services corelisters.ServiceLister
 	slices   cache.Indexer
@@ -73,7 +76,9 @@ func New(cfg Config, client kubernetes.Interface, recorder record.EventRecorder)
 	if _, _, err := nft.List(context.Background()); err != nil {
 		return nil, fmt.Errorf("proxy: nftables: %w", err)
 	}
-	return newProxier(cfg, client, recorder, nft), nil
+	p := newProxier(cfg, client, recorder, nft)
+	p.conntrack = func(flows []udpFlow) error { return deleteConntrack(cfg.NetworkNamespace, flows) }
+	return p, nil
 }
 
 // newProxier builds a Proxier on any backend (tests pass knftables' fake); cfg must already
@@ -355,7 +360,12 @@ func (p *Proxier) incrementalSync(ctx context.Context) error {
 		p.markDirty(keys...)
 		return fmt.Errorf("incremental transaction for %d services: %w", len(keys), err)
 	}
+	var stale []udpFlow
+	for key, f := range frags {
+		stale = append(stale, staleUDP(p.applied[key], f)...)
+	}
 	p.commit(frags, pl)
+	p.deleteStaleUDP(stale)
 	if p.cfg.Programmed != nil {
 		p.cfg.Programmed(keys)
 	}
@@ -469,6 +479,11 @@ func (p *Proxier) fullSync(ctx context.Context) error {
 }
 
 func (p *Proxier) finishFull(frags map[string]*fragment, keys []string, pl *plan) {
+	var stale []udpFlow
+	for key, old := range p.applied {
+		stale = append(stale, staleUDP(old, frags[key])...)
+	}
+	defer p.deleteStaleUDP(stale)
 	p.applied = make(map[string]*fragment, len(keys))
 	for _, k := range keys {
 		p.applied[k] = frags[k]
@@ -487,6 +502,17 @@ func (p *Proxier) finishFull(frags map[string]*fragment, keys []string, pl *plan
 	p.readyOnce.Do(func() { close(p.ready) })
 	if p.cfg.Programmed != nil {
 		p.cfg.Programmed(keys)
+	}
+}
+
+// deleteStaleUDP deletes the conntrack entries of UDP flows whose endpoint the table no
+// longer DNATs to. A failure is logged only: the entries then time out on their own.
+func (p *Proxier) deleteStaleUDP(flows []udpFlow) {
+	if len(flows) == 0 || p.conntrack == nil {
+		return
+	}
+	if err := p.conntrack(flows); err != nil {
+		p.log.Warn("deleting conntrack entries of removed UDP endpoints failed", "flows", len(flows), "err", err)
 	}
 }
 

@@ -47,6 +47,18 @@ type fragment struct {
 	// rule for all Services over a shared set of (endpoint . endpoint) pairs, which several
 	// Services may need: the Proxier counts references (see plan.hairpin).
 	endpoints map[string]bool
+	// udp are the UDP flows the fragment DNATs: when one goes, its conntrack entries are
+	// deleted, or clients would keep sending to an endpoint that is gone (UDP has no
+	// connection to break).
+	udp map[udpFlow]bool
+}
+
+// udpFlow is UDP traffic to a Service address (Dst "" for a NodePort on any node address)
+// and port, DNATed to an endpoint address.
+type udpFlow struct {
+	Dst      string
+	Port     int32
+	Endpoint string
 }
 
 // elementKey names one element of one map: its map and its key parts joined by " . ".
@@ -56,7 +68,7 @@ type elementKey struct {
 }
 
 func newFragment() *fragment {
-	return &fragment{chains: map[string][]rule{}, elements: map[elementKey]string{}, sets: map[string]int32{}, endpoints: map[string]bool{}}
+	return &fragment{chains: map[string][]rule{}, elements: map[elementKey]string{}, sets: map[string]int32{}, endpoints: map[string]bool{}, udp: map[udpFlow]bool{}}
 }
 
 func (f *fragment) addRule(chain string, r *ruleBuilder) {
@@ -178,6 +190,16 @@ func (r *renderer) renderPort(f *fragment, sp *servicePort) {
 
 	if usesClusterChain {
 		r.dispatch(f, sp, clusterChain, clusterEps)
+	}
+	if proto == "udp" {
+		for _, eps := range [][]endpoint{clusterEps, localEps} {
+			for _, e := range eps {
+				f.udp[udpFlow{sp.ClusterIP, sp.Port, e.IP}] = true
+				if exposed {
+					f.udp[udpFlow{"", sp.NodePort, e.IP}] = true
+				}
+			}
+		}
 	}
 	if usesLocalChain {
 		r.dispatch(f, sp, localChain, localEps)
