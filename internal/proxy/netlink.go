@@ -19,14 +19,14 @@ import (
 
 // netlinkBackend programs the table over netlink, one nfnetlink batch per transaction.
 //
-// github.com/google/nftables encodes the messages, but this backend sends them itself:
-// google/nftables asks the kernel to acknowledge every message and reads the acks one by
-// one, which for a full sync of 100,000 messages costs as many system calls and can overrun
-// the socket buffer. Here no message asks for an ack: the kernel processes a batch within
-// the sendmsg call and queues an error only for a message that fails, so a GETGEN request
-// sent afterwards is a barrier, and every reply before its answer is an error of the batch.
-// A batch sent without its end message is validated and then aborted, which is how
-// `nft --check` works: that is Check.
+// The batch is written in process (see encode) and sent as one datagram. No message asks
+// for an ack (google/nftables asks for one per message, and an echo per rule, which for a
+// full sync of 200,000 messages costs as many reads and can overrun the socket buffer): the
+// kernel processes a batch within the sendmsg call and queues an error only for a message
+// that fails, so a GETGEN request sent afterwards is a barrier, and every reply before its
+// answer is an error of the batch, numbered like the operation it rejects. A batch sent
+// without its end message is validated and then aborted, which is how `nft --check` works:
+// that is Check.
 type netlinkBackend struct {
 	table  string
 	netns  string // path of the network namespace; "" for the process's own
