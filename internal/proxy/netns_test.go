@@ -87,6 +87,8 @@ func newTestNode(tb testing.TB, pods map[string]string) *testNode {
 	run(tb, "ip", "-n", nodeName, "addr", "add", nodeIP+"/24", "dev", "br0")
 	run(tb, "ip", "-n", nodeName, "link", "set", "br0", "up")
 	run(tb, "ip", "-n", nodeName, "route", "add", "10.96.0.0/16", "dev", "br0")
+	// Pods reach Services through the node: it routes (this namespace's setting only).
+	run(tb, "ip", "netns", "exec", nodeName, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	i := 0
 	for pod, ip := range pods {
 		i++
@@ -95,6 +97,9 @@ func newTestNode(tb testing.TB, pods map[string]string) *testNode {
 		// The pair is made inside the node namespace: the host's links are never touched.
 		run(tb, "ip", "-n", nodeName, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", filepath.Base(path))
 		run(tb, "ip", "-n", nodeName, "link", "set", veth, "master", "br0", "up")
+		// As the bridge CNI plugin's hairpinMode: with br_netfilter a pod's packets DNATed
+		// back to itself leave through the bridge port they came in by.
+		run(tb, "ip", "-n", nodeName, "link", "set", veth, "type", "bridge_slave", "hairpin", "on")
 		run(tb, "ip", "-n", filepath.Base(path), "addr", "add", ip+"/24", "dev", "eth0")
 		run(tb, "ip", "-n", filepath.Base(path), "link", "set", "eth0", "up")
 		run(tb, "ip", "-n", filepath.Base(path), "route", "add", "default", "via", nodeIP)
@@ -233,6 +238,8 @@ func TestProxyInNetns(t *testing.T) {
 		service("default", "empty", "10.96.0.12", port("http", v1.ProtocolTCP, 80, 8080)),
 		service("default", "echo", "10.96.0.13", port("echo", v1.ProtocolUDP, 53, 8081)),
 		slice("default", "echo", "echo-1", udp, both()...),
+		service("default", "self", "10.96.0.14", port("http", v1.ProtocolTCP, 80, 8080)),
+		slice("default", "self", "self-1", tcp, ep(pod1IP, onNode("node"))),
 	)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	p, err := New(Config{NodeName: "node", NodeIPs: []string{nodeIP}, ClusterCIDR: podCIDR, NetworkNamespace: n.node, Log: log}, client, nil)
@@ -276,6 +283,27 @@ func TestProxyInNetns(t *testing.T) {
 		got := n.tally(t, "udp4", "10.96.0.13:53", 40)
 		if got["pod1"]+got["pod2"] != 40 || len(got) != 2 {
 			t.Errorf("40 UDP exchanges went %v", got)
+		}
+	})
+	t.Run("hairpin: a pod reaches itself through its Service", func(t *testing.T) {
+		// Without masquerading pod1 would answer itself from its own address, not the
+		// Service's, and the connection would never be established.
+		for range 5 {
+			var c net.Conn
+			err := inNetns(n.pods["pod1"], func() error {
+				var err error
+				c, err = net.DialTimeout("tcp4", "10.96.0.14:80", 2*time.Second)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err != nil || strings.TrimSpace(line) != "pod1" {
+				t.Fatalf("got %q, %v; want pod1", line, err)
+			}
 		}
 	})
 	t.Run("no endpoints is refused at once", func(t *testing.T) {

@@ -429,7 +429,7 @@ func (p *Proxier) fullSync(ctx context.Context) error {
 		}
 		pl := fullPlan(sub, chains, sets, listed)
 		tx := &transaction{ops: make([]txOp, 0, 128+len(p.cfg.NodeIPs)+pl.size())}
-		writeBase(tx, p.cfg.NodeIPs, p.resetTable)
+		writeBase(tx, p.cfg.NodeIPs, p.cfg.ClusterCIDR, p.resetTable)
 		pl.apply(tx)
 		return tx, pl
 	}

@@ -164,13 +164,6 @@ func (r *renderer) renderPort(f *fragment, sp *servicePort) {
 		}
 	}
 
-	// ClusterIP traffic from outside the pod network is masqueraded: it may have been
-	// routed here from off-cluster, and replies must come back through this node.
-	if hasInternal && r.clusterCIDR != "" {
-		f.addRule(internalChain, newRule().ip("daddr", false, sp.ClusterIP).dport(proto, sp.Port).
-			ip("saddr", true, r.clusterCIDR).verdict("jump "+markMasqChain))
-	}
-
 	if usesExternalChain {
 		if !sp.ExternalLocal {
 			// Endpoints may be on another node: masquerade so replies return here.

@@ -200,7 +200,7 @@ var baseChains = []baseChain{
 // writeBase appends to tx the table's fixed part: base chains, dispatch chains, the shared
 // maps (flushed: a full sync re-adds every element) and the NodePort address set. With reset
 // the table is deleted first, throwing away whatever was there (affinity state included).
-func writeBase(tx *transaction, nodeIPs []string, reset bool) {
+func writeBase(tx *transaction, nodeIPs []string, clusterCIDR string, reset bool) {
 	tx.addTable()
 	if reset {
 		tx.deleteTable()
@@ -240,6 +240,14 @@ func writeBase(tx *transaction, nodeIPs []string, reset bool) {
 		nodePorts = func() *ruleBuilder { return newRule().inSet(nodePortIPsSet, selDaddr) }
 	}
 
+	if clusterCIDR != "" {
+		// ClusterIP traffic from outside the pod network is masqueraded: it may have been
+		// routed here from off-cluster, and replies must come back through this node. One
+		// rule for all Services: @service-ips holds exactly the ClusterIP ports with
+		// endpoints to go to.
+		tx.addRule(servicesChain, newRule().ip("saddr", true, clusterCIDR).
+			inSet(serviceIPsMap, selDaddr, selL4proto, selDport).verdict("jump "+markMasqChain).build())
+	}
 	tx.addRule(servicesChain, newRule().vmap(serviceIPsMap, selDaddr, selL4proto, selDport).build())
 	tx.addRule(servicesChain, nodePorts().vmap(serviceNodePortsMap, selL4proto, selDport).build())
 	tx.addRule(endpointsCheckChain, newRule().vmap(noEndpointServicesMap, selDaddr, selL4proto, selDport).build())
