@@ -16,7 +16,7 @@
 //
 // The work is split the way kube-proxy splits it, but with decisions kept free of I/O:
 // buildServicePorts turns one Service and its slices into a model (which endpoints serve,
-// which policy applies); renderService turns that model into a fragment (chains, map
+// which policy applies); the renderer turns that model into a fragment (chains, map
 // elements, affinity sets, the endpoints it DNATs to) that belongs to the Service alone; and
 // the Proxier diffs each changed Service's fragment against the one it last applied and
 // sends only the difference in one transaction. The whole table is rewritten only at start,
@@ -35,7 +35,8 @@
 // itself), one map element, one hairpin pair per endpoint shared by the Services that use
 // it. Endpoints get chains (and affinity sets) only under ClientIP affinity. Hairpin
 // masquerading is a single rule: after DNAT, source . destination is in @hairpin-endpoints
-// exactly when a pod reached itself. Endpoint selection stays a ladder of plain rules rather
+// exactly when a pod reached itself; traffic to a ClusterIP from outside the pod network is
+// marked for masquerading by one rule for all Services too. Endpoint selection stays a ladder of plain rules rather
 // than kube-proxy's `numgen random mod N vmap { ... }`: every such anonymous map is a kernel
 // set, set creation is linear in the sets of the table, and thousands of them made syncs
 // quadratic; a shared dnat map is quadratic too, each of its elements being checked against
@@ -43,24 +44,24 @@
 // iptables mode does.
 //
 // Measured by bench/proxy (10 endpoints per Service, into a network namespace, kernel 6.18,
-// 2 cores shared with other engineers' work at load average 13 to 14, so wall-clock times
-// are inflated; CPU is the process's user and system time; see docs/performance.md):
+// 2 cores shared with other engineers' work at load average 13 to 15, so wall-clock times
+// are inflated and noisy; CPU is the process's user and system time; docs/performance.md):
 //
-//	                                  full sync   full sync    endpoint change, 10,000 svc
-//	                                  1,000 svc   10,000 svc   p50 / p99
-//	nft -f, 11 chains/svc (before)    4.92 s      56.92 s      over 10 s (lighter load: 3.3 s)
-//	netlink, 1 chain/svc (now)        0.42 s      4.86 s       134 ms / 360 ms
-//	  of which CPU                    0.23 s      3.26 s       kernel commit: 75-80 ms
+//	                                  full sync   full sync           endpoint change,
+//	                                  1,000 svc   10,000 svc          10,000 svc p50 / p99
+//	nft -f, 11 chains/svc (before)    4.92 s      56.92 s             over 10 s
+//	netlink, 1 chain/svc (now)        0.45 s      7.76 s (CPU 3.7 s)  140 ms / 351 ms
 //
-// What limits it now. A full sync of 10,000 Services sends 230,000 operations (49
-// MB); the kernel spends about 1 s of CPU on them, user space (render, diff, encode) about
-// 1.7 s. An endpoint change is 14 operations, yet the kernel spends about 75 ms of CPU on
-// it at 10,000 Services: a commit that adds a rule with a nat, reject or verdict expression,
-// or a goto element, revalidates the whole table from its base chains (nft_table_validate),
-// twice over the services graph (from nat-prerouting and nat-output), so its cost is
-// proportional to the rules of all Services. Per-chain validation was proposed upstream
-// ("nf_tables: add infrastructure for chain validation on updates", May 2025) but the 6.18
-// kernel here still validates whole tables.
+// What limits it now. A full sync of 10,000 Services is 220,000 operations (about 45 MB);
+// the syncing thread spends 1.4 s in user space (render, diff, encode) and 1.6 s in the
+// kernel. An endpoint change is 13 operations and 0.4 ms of user time, yet the kernel
+// spends about 63 ms on its commit at 10,000 Services (5 ms at 1,000): a commit that adds a
+// rule with a nat or verdict expression, or a goto element, revalidates the whole table
+// from its base chains (nft_table_validate), twice over the services graph (from
+// nat-prerouting and nat-output), so its cost is proportional to the rules of all Services.
+// Per-chain validation was proposed upstream ("nf_tables: add infrastructure for chain
+// validation on updates", 2025) but the 6.18 kernel here still validates whole tables;
+// sharding Services over several tables would divide the cost.
 //
 // Contracts: New probes nftables over netlink (listing the table) but changes nothing; Run
 // blocks until its context ends and returns nil then (or an error if the informers never
