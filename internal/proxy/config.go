@@ -36,6 +36,9 @@ type Config struct {
 	// MinSyncInterval is the least time between two syncs, which coalesces bursts of
 	// changes into one transaction; default 10ms.
 	MinSyncInterval time.Duration
+	// NetworkNamespace is the path of the network namespace (e.g. /run/netns/x) whose
+	// nftables the proxy programs; empty means the process's own.
+	NetworkNamespace string
 	// Log receives the proxy's logs; nil discards them.
 	Log *slog.Logger
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,8 +31,8 @@ import (
 //	  ├─ veth ─ netns pod1: eth0 10.200.0.11, TCP :8080 and UDP :8081 answer "pod1"
 //	  └─ veth ─ netns pod2: eth0 10.200.0.12, same, answering "pod2"
 //
-// The Proxier runs in this process; its `nft` commands run in the node namespace through a
-// wrapper script put first in PATH. Servers and clients are goroutines whose sockets are made
+// The Proxier runs in this process and programs the node namespace over netlink
+// (Config.NetworkNamespace). Servers and clients are goroutines whose sockets are made
 // on an OS thread moved into the right namespace.
 
 const (
@@ -86,6 +87,8 @@ func newTestNode(tb testing.TB, pods map[string]string) *testNode {
 	run(tb, "ip", "-n", nodeName, "addr", "add", nodeIP+"/24", "dev", "br0")
 	run(tb, "ip", "-n", nodeName, "link", "set", "br0", "up")
 	run(tb, "ip", "-n", nodeName, "route", "add", "10.96.0.0/16", "dev", "br0")
+	// Pods reach Services through the node: it routes (this namespace's setting only).
+	run(tb, "ip", "netns", "exec", nodeName, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	i := 0
 	for pod, ip := range pods {
 		i++
@@ -94,27 +97,15 @@ func newTestNode(tb testing.TB, pods map[string]string) *testNode {
 		// The pair is made inside the node namespace: the host's links are never touched.
 		run(tb, "ip", "-n", nodeName, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", filepath.Base(path))
 		run(tb, "ip", "-n", nodeName, "link", "set", veth, "master", "br0", "up")
+		// As the bridge CNI plugin's hairpinMode: with br_netfilter a pod's packets DNATed
+		// back to itself leave through the bridge port they came in by.
+		run(tb, "ip", "-n", nodeName, "link", "set", veth, "type", "bridge_slave", "hairpin", "on")
 		run(tb, "ip", "-n", filepath.Base(path), "addr", "add", ip+"/24", "dev", "eth0")
 		run(tb, "ip", "-n", filepath.Base(path), "link", "set", "eth0", "up")
 		run(tb, "ip", "-n", filepath.Base(path), "route", "add", "default", "via", nodeIP)
 		n.pods[pod] = path
 	}
 	return n
-}
-
-// useNodeNFT makes knftables, for the rest of the test, run `nft` inside the node namespace.
-func (n *testNode) useNodeNFT(tb testing.TB) {
-	tb.Helper()
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		tb.Skip("needs nft")
-	}
-	dir := tb.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nexec nsenter --net=%s %s \"$@\"\n", n.node, nft)
-	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
 // inNetns runs f on an OS thread moved into the namespace at path; the thread is thrown away
@@ -233,7 +224,6 @@ func TestProxyInNetns(t *testing.T) {
 	n := newTestNode(t, map[string]string{"pod1": pod1IP, "pod2": pod2IP})
 	serve(t, n.pods["pod1"], "pod1")
 	serve(t, n.pods["pod2"], "pod2")
-	n.useNodeNFT(t)
 
 	tcp := []slicePort{{"http", v1.ProtocolTCP, 8080}}
 	udp := []slicePort{{"echo", v1.ProtocolUDP, 8081}}
@@ -248,9 +238,11 @@ func TestProxyInNetns(t *testing.T) {
 		service("default", "empty", "10.96.0.12", port("http", v1.ProtocolTCP, 80, 8080)),
 		service("default", "echo", "10.96.0.13", port("echo", v1.ProtocolUDP, 53, 8081)),
 		slice("default", "echo", "echo-1", udp, both()...),
+		service("default", "self", "10.96.0.14", port("http", v1.ProtocolTCP, 80, 8080)),
+		slice("default", "self", "self-1", tcp, ep(pod1IP, onNode("node"))),
 	)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	p, err := New(Config{NodeName: "node", NodeIPs: []string{nodeIP}, ClusterCIDR: podCIDR, Log: log}, client, nil)
+	p, err := New(Config{NodeName: "node", NodeIPs: []string{nodeIP}, ClusterCIDR: podCIDR, NetworkNamespace: n.node, Log: log}, client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,6 +285,27 @@ func TestProxyInNetns(t *testing.T) {
 			t.Errorf("40 UDP exchanges went %v", got)
 		}
 	})
+	t.Run("hairpin: a pod reaches itself through its Service", func(t *testing.T) {
+		// Without masquerading pod1 would answer itself from its own address, not the
+		// Service's, and the connection would never be established.
+		for range 5 {
+			var c net.Conn
+			err := inNetns(n.pods["pod1"], func() error {
+				var err error
+				c, err = net.DialTimeout("tcp4", "10.96.0.14:80", 2*time.Second)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err != nil || strings.TrimSpace(line) != "pod1" {
+				t.Fatalf("got %q, %v; want pod1", line, err)
+			}
+		}
+	})
 	t.Run("no endpoints is refused at once", func(t *testing.T) {
 		start := time.Now()
 		_, err := n.ask("tcp4", "10.96.0.12:80")
@@ -311,6 +324,47 @@ func TestProxyInNetns(t *testing.T) {
 		eventually(t, "traffic only to pod1", func() error {
 			if got := n.tally(t, "tcp4", "10.96.0.10:80", 30); got["pod1"] != 30 {
 				return fmt.Errorf("30 connections went %v", got)
+			}
+			return nil
+		})
+	})
+	t.Run("UDP flows of a removed endpoint are forgotten", func(t *testing.T) {
+		// One client socket, so every datagram has the same 5-tuple: conntrack keeps
+		// sending it to the endpoint it picked first unless the proxy deletes the entry.
+		var c net.Conn
+		if err := inNetns(n.node, func() error {
+			var err error
+			c, err = net.Dial("udp4", "10.96.0.13:53")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		exchange := func() (string, error) {
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err := c.Write([]byte("hi")); err != nil {
+				return "", err
+			}
+			buf := make([]byte, 64)
+			k, err := c.Read(buf)
+			return strings.TrimSpace(string(buf[:k])), err
+		}
+		first, err := exchange()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep, keepIP := "pod1", pod1IP
+		if first == "pod1" {
+			keep, keepIP = "pod2", pod2IP
+		}
+		s := slice("default", "echo", "echo-1", udp, ep(keepIP, onNode("node")))
+		if _, err := client.DiscoveryV1().EndpointSlices("default").Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The removed pod still answers: only a deleted conntrack entry moves the flow.
+		eventually(t, "the flow moves to "+keep, func() error {
+			if got, err := exchange(); err != nil || got != keep {
+				return fmt.Errorf("got %q, %v", got, err)
 			}
 			return nil
 		})
@@ -346,7 +400,6 @@ func BenchmarkFullSync(b *testing.B) {
 		b.Run(fmt.Sprintf("services=%d/endpoints=10", size), func(b *testing.B) {
 			requireNetns(b)
 			n := &testNode{node: newNetns(b, "bench")}
-			n.useNodeNFT(b)
 			svcs, sl := SyntheticServices(size, 10)
 			w := newWorld()
 			for _, s := range svcs {
@@ -355,7 +408,7 @@ func BenchmarkFullSync(b *testing.B) {
 			for _, s := range sl {
 				w.put(b, s)
 			}
-			p, err := New(Config{NodeName: "node-0", ClusterCIDR: "10.128.0.0/10", TableName: "bench"}, nil, nil)
+			p, err := New(Config{NodeName: "node-0", ClusterCIDR: "10.128.0.0/10", TableName: "bench", NetworkNamespace: n.node}, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -369,5 +422,105 @@ func BenchmarkFullSync(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestNetlinkMatchesText programs the same full sync into two namespaces of its own: over
+// netlink, and as the nft text of the same transaction through `nft -f`. The tables must
+// list the same: the kernel expressions of every rule are what its text says.
+func TestNetlinkMatchesText(t *testing.T) {
+	requireNetns(t)
+	w := newWorld()
+	w.put(t, cluster()...)
+	ctx := context.Background()
+
+	wireNS := newNetns(t, "wire")
+	cfg := testConfig()
+	cfg.NetworkNamespace = wireNS
+	p := newProxier(cfg, nil, nil, newNetlinkBackend(cfg.TableName, wireNS))
+	w.attach(p)
+	if err := p.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	textNS := newNetns(t, "text")
+	textProxier, nft, _ := newTestProxier(testConfig(), w)
+	if err := textProxier.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	load := exec.Command("nsenter", "--net="+textNS, "nft", "-f", "-")
+	load.Stdin = strings.NewReader(nft.last())
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
+	}
+
+	list := func(ns string) string {
+		out, err := exec.Command("nsenter", "--net="+ns, "nft", "list", "table", "ip", cfg.TableName).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft list: %v\n%s", err, out)
+		}
+		// The table's comment is knftables' alone; elements are listed in hash order.
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "comment") {
+				continue
+			}
+			lines = append(lines, strings.Split(strings.Trim(l, "\t {}=,"), ", ")...)
+		}
+		return sortedLines(strings.Join(lines, "\n"))
+	}
+	if got, want := list(wireNS), list(textNS); got != want {
+		t.Errorf("netlink table differs from nft -f of the same transaction:\n--- netlink\n%s\n--- nft -f\n%s", got, want)
+	}
+}
+
+// TestNetlinkBackendIsAtomic checks, in a namespace of its own, that a batch the kernel
+// rejects changes nothing and names the operation at fault, and that Check never changes
+// anything: the bisection of a failing full sync relies on both.
+func TestNetlinkBackendIsAtomic(t *testing.T) {
+	requireNetns(t)
+	ns := newNetns(t, "atomic")
+	b := newNetlinkBackend("atomic", ns)
+	ctx := context.Background()
+	tx := func(target string) *transaction {
+		tx := &transaction{}
+		tx.addTable()
+		tx.addChain("a")
+		tx.addChain("b")
+		tx.addRule("a", newRule().verdict("goto "+target).build())
+		return tx
+	}
+	tables := func() []string {
+		chains, sets, err := b.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(chains, sets...)
+	}
+
+	err := b.Run(ctx, tx("missing"))
+	if err == nil {
+		t.Fatal("a goto to a missing chain was accepted")
+	}
+	if !strings.Contains(err.Error(), "add rule a goto missing") {
+		t.Errorf("error %q does not name the rejected operation", err)
+	}
+	if got := tables(); len(got) != 0 {
+		t.Errorf("a rejected batch left %v behind", got)
+	}
+	if err := b.Check(ctx, tx("missing")); err == nil {
+		t.Error("Check accepted a goto to a missing chain")
+	}
+	if err := b.Check(ctx, tx("b")); err != nil {
+		t.Errorf("Check of a valid batch: %v", err)
+	}
+	if got := tables(); len(got) != 0 {
+		t.Errorf("Check left %v behind", got)
+	}
+	if err := b.Run(ctx, tx("b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := tables(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("after Run the table holds %v, want chains a and b", got)
 	}
 }

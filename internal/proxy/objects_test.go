@@ -213,7 +213,7 @@ func testConfig() Config {
 func newTestProxier(cfg Config, w *world) (*Proxier, *recordingNFT, *record.FakeRecorder) {
 	nft := &recordingNFT{Fake: knftables.NewFake(knftables.IPv4Family, cfg.TableName)}
 	rec := record.NewFakeRecorder(100)
-	p := newProxier(cfg, nil, rec, nft)
+	p := newProxier(cfg, nil, rec, knftBackend{nft: nft})
 	w.attach(p)
 	return p, nft, rec
 }

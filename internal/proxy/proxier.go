@@ -20,7 +20,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"sigs.k8s.io/knftables"
 )
 
 const (
@@ -40,8 +39,11 @@ type Proxier struct {
 	log      *slog.Logger
 	client   kubernetes.Interface
 	recorder record.EventRecorder
-	nft      knftables.Interface
+	nft      backend
 	renderer renderer
+	// conntrack deletes the conntrack entries of UDP flows that lost their endpoint; nil
+	// where there is no kernel to ask (tests over knftables' fake).
+	conntrack func([]udpFlow) error
 
 	services corelisters.ServiceLister
 	slices   cache.Indexer
@@ -52,6 +54,7 @@ type Proxier struct {
 
 	// Owned by the sync loop.
 	applied     map[string]*fragment // what the table holds, per Service key
+	endpoints   map[string]int       // endpoint address → Services in applied that DNAT to it
 	staleChains map[string]time.Time // flushed chains awaiting deletion, since when
 	needFull    bool
 	resetTable  bool     // the next full sync deletes the table first
@@ -62,23 +65,25 @@ type Proxier struct {
 	readyOnce sync.Once
 }
 
-// New returns a Proxier for cfg. It checks that nftables is usable (the `nft` binary, v1.0.1
-// or later, and the permission to use it) but changes nothing until Run.
+// New returns a Proxier for cfg. It checks that nftables is usable over netlink (by listing
+// the table) but changes nothing until Run.
 func New(cfg Config, client kubernetes.Interface, recorder record.EventRecorder) (*Proxier, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	nft, err := knftables.New(knftables.IPv4Family, cfg.TableName)
-	if err != nil {
+	nft := newNetlinkBackend(cfg.TableName, cfg.NetworkNamespace)
+	if _, _, err := nft.List(context.Background()); err != nil {
 		return nil, fmt.Errorf("proxy: nftables: %w", err)
 	}
-	return newProxier(cfg, client, recorder, nft), nil
+	p := newProxier(cfg, client, recorder, nft)
+	p.conntrack = func(flows []udpFlow) error { return deleteConntrack(cfg.NetworkNamespace, flows) }
+	return p, nil
 }
 
-// newProxier builds a Proxier on any knftables.Interface (tests pass a fake); cfg must
-// already carry its defaults.
-func newProxier(cfg Config, client kubernetes.Interface, recorder record.EventRecorder, nft knftables.Interface) *Proxier {
+// newProxier builds a Proxier on any backend (tests pass knftables' fake); cfg must already
+// carry its defaults.
+func newProxier(cfg Config, client kubernetes.Interface, recorder record.EventRecorder, nft backend) *Proxier {
 	return &Proxier{
 		cfg:         cfg,
 		log:         cfg.Log,
@@ -89,6 +94,7 @@ func newProxier(cfg Config, client kubernetes.Interface, recorder record.EventRe
 		dirty:       map[string]bool{},
 		kick:        make(chan struct{}, 1),
 		applied:     map[string]*fragment{},
+		endpoints:   map[string]int{},
 		staleChains: map[string]time.Time{},
 		needFull:    true,
 		ready:       make(chan struct{}),
@@ -281,11 +287,11 @@ func (p *Proxier) sync(ctx context.Context) error {
 // costs a leftover empty chain, which the next full sync finds again.
 func (p *Proxier) deleteStaleChains(ctx context.Context) {
 	cutoff := time.Now().Add(-staleChainDelay)
-	tx := p.nft.NewTransaction()
+	tx := &transaction{}
 	var names []string
 	for name, since := range p.staleChains {
 		if since.Before(cutoff) {
-			tx.Delete(&knftables.Chain{Name: name})
+			tx.deleteChain(name)
 			names = append(names, name)
 			delete(p.staleChains, name)
 		}
@@ -343,21 +349,27 @@ func (p *Proxier) incrementalSync(ctx context.Context) error {
 		frags[key] = f
 		pl.diff(p.applied[key], f)
 	}
+	pl.hairpin(p.endpoints)
 	if pl.size() == 0 {
 		return nil
 	}
-	tx := p.nft.NewTransaction()
+	tx := &transaction{}
 	pl.apply(tx)
 	if err := p.nft.Run(ctx, tx); err != nil {
 		p.needFull = true
 		p.markDirty(keys...)
 		return fmt.Errorf("incremental transaction for %d services: %w", len(keys), err)
 	}
+	var stale []udpFlow
+	for key, f := range frags {
+		stale = append(stale, staleUDP(p.applied[key], f)...)
+	}
 	p.commit(frags, pl)
+	p.deleteStaleUDP(stale)
 	if p.cfg.Programmed != nil {
 		p.cfg.Programmed(keys)
 	}
-	p.log.Debug("nftables synced", "mode", "incremental", "services", len(keys), "operations", tx.NumOperations(), "elapsed", time.Since(start))
+	p.log.Debug("nftables synced", "mode", "incremental", "services", len(keys), "operations", tx.numOperations(), "elapsed", time.Since(start))
 	return nil
 }
 
@@ -370,6 +382,7 @@ func (p *Proxier) commit(frags map[string]*fragment, pl *plan) {
 			p.applied[key] = f
 		}
 	}
+	pl.commitRefs(p.endpoints)
 	for _, c := range pl.addChains {
 		delete(p.staleChains, c)
 	}
@@ -409,14 +422,14 @@ func (p *Proxier) fullSync(ctx context.Context) error {
 	if !p.resetTable {
 		chains, sets, listed = p.listExisting(ctx)
 	}
-	build := func(keys []string) (*knftables.Transaction, *plan) {
+	build := func(keys []string) (*transaction, *plan) {
 		sub := make(map[string]*fragment, len(keys))
 		for _, k := range keys {
 			sub[k] = frags[k]
 		}
-		tx := p.nft.NewTransaction()
-		writeBase(tx, p.cfg.NodeIPs, p.resetTable)
 		pl := fullPlan(sub, chains, sets, listed)
+		tx := &transaction{ops: make([]txOp, 0, 128+len(p.cfg.NodeIPs)+pl.size())}
+		writeBase(tx, p.cfg.NodeIPs, p.cfg.ClusterCIDR, p.resetTable)
 		pl.apply(tx)
 		return tx, pl
 	}
@@ -425,7 +438,7 @@ func (p *Proxier) fullSync(ctx context.Context) error {
 	runErr := p.nft.Run(ctx, tx)
 	if runErr == nil {
 		p.finishFull(frags, keys, pl)
-		p.log.Info("nftables synced", "mode", "full", "services", len(keys), "operations", tx.NumOperations(), "elapsed", time.Since(start))
+		p.log.Info("nftables synced", "mode", "full", "services", len(keys), "operations", tx.numOperations(), "elapsed", time.Since(start))
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -466,10 +479,17 @@ func (p *Proxier) fullSync(ctx context.Context) error {
 }
 
 func (p *Proxier) finishFull(frags map[string]*fragment, keys []string, pl *plan) {
+	var stale []udpFlow
+	for key, old := range p.applied {
+		stale = append(stale, staleUDP(old, frags[key])...)
+	}
+	defer p.deleteStaleUDP(stale)
 	p.applied = make(map[string]*fragment, len(keys))
 	for _, k := range keys {
 		p.applied[k] = frags[k]
 	}
+	p.endpoints = map[string]int{}
+	pl.commitRefs(p.endpoints)
 	for _, c := range slices.Concat(pl.addChains, pl.newChains) {
 		delete(p.staleChains, c)
 	}
@@ -485,22 +505,27 @@ func (p *Proxier) finishFull(frags map[string]*fragment, keys []string, pl *plan
 	}
 }
 
+// deleteStaleUDP deletes the conntrack entries of UDP flows whose endpoint the table no
+// longer DNATs to. A failure is logged only: the entries then time out on their own.
+func (p *Proxier) deleteStaleUDP(flows []udpFlow) {
+	if len(flows) == 0 || p.conntrack == nil {
+		return
+	}
+	if err := p.conntrack(flows); err != nil {
+		p.log.Warn("deleting conntrack entries of removed UDP endpoints failed", "flows", len(flows), "err", err)
+	}
+}
+
 // listExisting returns the chains and sets in the table; a missing table has none. ok is
 // false if either could not be listed: the error is logged, leftovers then survive until a
 // later full sync, and the caller must assume any chain may exist.
 func (p *Proxier) listExisting(ctx context.Context) (chains, sets []string, ok bool) {
-	ok = true
-	chains, err := p.nft.List(ctx, "chains")
-	if err != nil && !knftables.IsNotFound(err) {
-		p.log.Warn("listing nftables chains failed; stale chains stay until a later resync", "err", err)
-		ok = false
+	chains, sets, err := p.nft.List(ctx)
+	if err != nil {
+		p.log.Warn("listing nftables chains and sets failed; stale ones stay until a later resync", "err", err)
+		return nil, nil, false
 	}
-	sets, err = p.nft.List(ctx, "sets")
-	if err != nil && !knftables.IsNotFound(err) {
-		p.log.Warn("listing nftables sets failed; stale sets stay until a later resync", "err", err)
-		ok = false
-	}
-	return chains, sets, ok
+	return chains, sets, true
 }
 
 // bisect returns the keys that make ok fail on their own, assuming ok(nil) holds.

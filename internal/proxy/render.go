@@ -3,7 +3,6 @@ package proxy
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -20,10 +19,11 @@ const (
 	rejectChain            = "reject-chain"
 	markMasqChain          = "mark-for-masquerade"
 	masqueradingChain      = "masquerading"
+	hairpinSet             = "hairpin-endpoints"
 
 	// masqueradeMark is the packet mark bit that asks nat-postrouting to masquerade
 	// (kube-proxy's default --masquerade-bit 14).
-	masqueradeMark = "0x00004000"
+	masqueradeMark = 0x00004000
 
 	clusterChainPrefix  = "service-"
 	localChainPrefix    = "local-"
@@ -40,9 +40,25 @@ func isServiceObjectName(name string) bool { return strings.Contains(name, "/") 
 // the shared maps, and its affinity sets. Fragments of different Services never share a chain
 // or set name, so each can be diffed on its own.
 type fragment struct {
-	chains   map[string][]string     // chain name → rules, in order
-	elements map[elementKey][]string // map element → value ("goto chain", "drop", ...)
-	sets     map[string]int32        // affinity set name → timeout seconds (informational)
+	chains   map[string][]rule     // chain name → rules, in order
+	elements map[elementKey]string // map element → value ("goto chain", "drop", ...)
+	sets     map[string]int32      // affinity set name → timeout seconds (informational)
+	// endpoints are the addresses traffic may be DNATed to. Hairpin masquerading is one
+	// rule for all Services over a shared set of (endpoint . endpoint) pairs, which several
+	// Services may need: the Proxier counts references (see plan.hairpin).
+	endpoints map[string]bool
+	// udp are the UDP flows the fragment DNATs: when one goes, its conntrack entries are
+	// deleted, or clients would keep sending to an endpoint that is gone (UDP has no
+	// connection to break).
+	udp map[udpFlow]bool
+}
+
+// udpFlow is UDP traffic to a Service address (Dst "" for a NodePort on any node address)
+// and port, DNATed to an endpoint address.
+type udpFlow struct {
+	Dst      string
+	Port     int32
+	Endpoint string
 }
 
 // elementKey names one element of one map: its map and its key parts joined by " . ".
@@ -52,15 +68,15 @@ type elementKey struct {
 }
 
 func newFragment() *fragment {
-	return &fragment{chains: map[string][]string{}, elements: map[elementKey][]string{}, sets: map[string]int32{}}
+	return &fragment{chains: map[string][]rule{}, elements: map[elementKey]string{}, sets: map[string]int32{}, endpoints: map[string]bool{}, udp: map[udpFlow]bool{}}
 }
 
-func (f *fragment) addRule(chain string, parts ...any) {
-	f.chains[chain] = append(f.chains[chain], concat(parts...))
+func (f *fragment) addRule(chain string, r *ruleBuilder) {
+	f.chains[chain] = append(f.chains[chain], r.build())
 }
 
 func (f *fragment) empty() bool {
-	return f == nil || (len(f.chains) == 0 && len(f.elements) == 0 && len(f.sets) == 0)
+	return f == nil || (len(f.chains) == 0 && len(f.elements) == 0 && len(f.sets) == 0 && len(f.endpoints) == 0)
 }
 
 // renderer turns service ports into fragments. It does no I/O.
@@ -134,68 +150,52 @@ func (r *renderer) renderPort(f *fragment, sp *servicePort) {
 
 	ipKey := elementKey{Map: serviceIPsMap, Key: sp.ClusterIP + " . " + proto + " . " + port}
 	if hasInternal {
-		f.elements[ipKey] = []string{"goto " + internalChain}
+		f.elements[ipKey] = "goto " + internalChain
 	} else {
-		f.elements[elementKey{Map: noEndpointServicesMap, Key: ipKey.Key}] = []string{internalVerdict}
+		f.elements[elementKey{Map: noEndpointServicesMap, Key: ipKey.Key}] = internalVerdict
 	}
 	if exposed {
 		npKey := proto + " . " + nodePort
 		if usesExternalChain {
-			f.elements[elementKey{Map: serviceNodePortsMap, Key: npKey}] = []string{"goto " + externalChain}
+			f.elements[elementKey{Map: serviceNodePortsMap, Key: npKey}] = "goto " + externalChain
 		}
 		if !hasExternal {
-			f.elements[elementKey{Map: noEndpointNodePortsMap, Key: npKey}] = []string{externalVerdict}
+			f.elements[elementKey{Map: noEndpointNodePortsMap, Key: npKey}] = externalVerdict
 		}
-	}
-
-	// ClusterIP traffic from outside the pod network is masqueraded: it may have been
-	// routed here from off-cluster, and replies must come back through this node.
-	if hasInternal && r.clusterCIDR != "" {
-		f.addRule(internalChain, "ip daddr", sp.ClusterIP, proto, "dport", port,
-			"ip saddr !=", r.clusterCIDR, "jump", markMasqChain)
 	}
 
 	if usesExternalChain {
 		if !sp.ExternalLocal {
 			// Endpoints may be on another node: masquerade so replies return here.
-			f.addRule(externalChain, "jump", markMasqChain)
+			f.addRule(externalChain, newRule().verdict("jump "+markMasqChain))
 		} else {
 			if r.clusterCIDR != "" {
 				// Pod traffic to a NodePort is subject to neither policy.
-				f.addRule(externalChain, "ip saddr", r.clusterCIDR, "goto", clusterChain)
+				f.addRule(externalChain, newRule().ip("saddr", false, r.clusterCIDR).verdict("goto "+clusterChain))
 			}
-			f.addRule(externalChain, "fib saddr type local jump", markMasqChain)
-			f.addRule(externalChain, "fib saddr type local goto", clusterChain)
+			f.addRule(externalChain, newRule().fibLocal("saddr").verdict("jump "+markMasqChain))
+			f.addRule(externalChain, newRule().fibLocal("saddr").verdict("goto "+clusterChain))
 		}
 		if hasExternal {
-			f.addRule(externalChain, "goto", externalPolicyChain)
+			f.addRule(externalChain, newRule().verdict("goto "+externalPolicyChain))
 		}
 	}
 
-	reachable := map[string]endpoint{}
 	if usesClusterChain {
 		r.dispatch(f, sp, clusterChain, clusterEps)
-		for _, e := range clusterEps {
-			reachable[e.hostPort()] = e
+	}
+	if proto == "udp" {
+		for _, eps := range [][]endpoint{clusterEps, localEps} {
+			for _, e := range eps {
+				f.udp[udpFlow{sp.ClusterIP, sp.Port, e.IP}] = true
+				if exposed {
+					f.udp[udpFlow{"", sp.NodePort, e.IP}] = true
+				}
+			}
 		}
 	}
 	if usesLocalChain {
 		r.dispatch(f, sp, localChain, localEps)
-		for _, e := range localEps {
-			reachable[e.hostPort()] = e
-		}
-	}
-	for _, e := range reachable {
-		epBase := endpointBase(sp, e)
-		chain := endpointChainPrefix + epBase
-		// Hairpin: a pod reaching itself through its Service must see the node as source.
-		f.addRule(chain, "ip saddr", e.IP, "jump", markMasqChain)
-		if sp.AffinitySeconds > 0 {
-			set := affinitySetPrefix + epBase
-			f.sets[set] = sp.AffinitySeconds
-			f.addRule(chain, "update @"+set, "{ ip saddr timeout", strconv.Itoa(int(sp.AffinitySeconds))+"s }")
-		}
-		f.addRule(chain, "meta l4proto", proto, "dnat to", e.hostPort())
 	}
 }
 
@@ -206,29 +206,37 @@ func (r *renderer) renderPort(f *fragment, sp *servicePort) {
 // `numgen random mod n vmap { ... }` would be one rule, but each such anonymous map is a set
 // of its own in the kernel, and creating thousands of sets in one transaction is what made
 // full syncs slow (see doc.go).
+//
+// Without affinity the ladder DNATs directly: an endpoint needs no chain of its own, since
+// hairpin traffic is masqueraded by one shared rule (see writeBase). With affinity each
+// endpoint has a chain that records the client in the endpoint's affinity set and DNATs.
 func (r *renderer) dispatch(f *fragment, sp *servicePort, chain string, eps []endpoint) {
-	if sp.AffinitySeconds > 0 {
-		for _, e := range eps {
-			epBase := endpointBase(sp, e)
-			f.addRule(chain, "ip saddr", "@"+affinitySetPrefix+epBase, "goto", endpointChainPrefix+epBase)
+	affinity := sp.AffinitySeconds > 0
+	for _, e := range eps {
+		f.endpoints[e.IP] = true
+		if !affinity {
+			continue
 		}
+		epBase := endpointBase(sp, e)
+		epChain, set := endpointChainPrefix+epBase, affinitySetPrefix+epBase
+		f.addRule(chain, newRule().inSet(set, selSaddr).verdict("goto "+epChain))
+		if _, done := f.chains[epChain]; done {
+			continue // reachable from both policy chains
+		}
+		f.sets[set] = sp.AffinitySeconds
+		f.addRule(epChain, newRule().updateSaddr(set, sp.AffinitySeconds))
+		f.addRule(epChain, newRule().dnat(sp.Protocol, e.IP, e.Port))
 	}
 	for i, e := range eps {
-		target := endpointChainPrefix + endpointBase(sp, e)
+		b := newRule()
 		if left := len(eps) - i; left > 1 {
-			f.addRule(chain, "numgen random mod", strconv.Itoa(left), "== 0 goto", target)
+			b.numgen(left)
+		}
+		if affinity {
+			b.verdict("goto " + endpointChainPrefix + endpointBase(sp, e))
 		} else {
-			f.addRule(chain, "goto", target)
+			b.dnat(sp.Protocol, e.IP, e.Port)
 		}
+		f.addRule(chain, b)
 	}
-}
-
-func concat(parts ...any) string {
-	s := make([]string, 0, len(parts))
-	for _, p := range parts {
-		if t := fmt.Sprint(p); t != "" {
-			s = append(s, t)
-		}
-	}
-	return strings.Join(s, " ")
 }

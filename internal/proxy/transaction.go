@@ -12,20 +12,22 @@ import (
 // Operations of all Services are merged phase by phase, so that an element one Service drops
 // can be taken by another in the same transaction.
 type plan struct {
-	delElements []*knftables.Element
+	delElements []elementSpec
 	addChains   []string // added and flushed (new, or revived from stale)
 	// newChains are added without a flush: a full sync knows from listing the table that
-	// they do not exist yet. A flush is one more kernel operation per chain, and a full sync
-	// creates more than ten chains per Service.
+	// they do not exist yet. A flush is one more kernel operation per chain.
 	newChains   []string
-	addSets     []*knftables.Set
+	addSets     []setSpec
 	flushChains []string // changed or stale chains
-	rules       []*knftables.Rule
+	rules       []ruleSpec
 	delSets     []string
-	addElements []*knftables.Element
+	addElements []elementSpec
 	// stale lists the chains this plan flushes because nothing uses them any more; they are
 	// deleted in a later transaction (see Proxier.deleteStaleChains).
 	stale []string
+	// endpointRefs is the change, per endpoint address, of the number of Services that
+	// DNAT to it; finish turns it into hairpin set elements.
+	endpointRefs map[string]int
 }
 
 func (p *plan) size() int {
@@ -34,31 +36,31 @@ func (p *plan) size() int {
 }
 
 // apply appends the plan's operations to tx.
-func (p *plan) apply(tx *knftables.Transaction) {
+func (p *plan) apply(tx *transaction) {
 	for _, e := range p.delElements {
-		tx.Delete(e)
+		tx.add(txOp{verb: verbDelete, element: &e})
 	}
 	for _, c := range p.addChains {
-		tx.Add(&knftables.Chain{Name: c})
-		tx.Flush(&knftables.Chain{Name: c})
+		tx.addChain(c)
+		tx.flushChain(c)
 	}
 	for _, c := range p.newChains {
-		tx.Add(&knftables.Chain{Name: c})
+		tx.addChain(c)
 	}
 	for _, s := range p.addSets {
-		tx.Add(s)
+		tx.add(txOp{verb: verbAdd, set: &s})
 	}
 	for _, c := range p.flushChains {
-		tx.Flush(&knftables.Chain{Name: c})
+		tx.flushChain(c)
 	}
 	for _, r := range p.rules {
-		tx.Add(r)
+		tx.add(txOp{verb: verbAdd, rule: &r})
 	}
 	for _, s := range p.delSets {
-		tx.Delete(&knftables.Set{Name: s})
+		tx.add(txOp{verb: verbDelete, set: &setSpec{name: s, typ: affinitySetTyp}})
 	}
 	for _, e := range p.addElements {
-		tx.Add(e)
+		tx.add(txOp{verb: verbAdd, element: &e})
 	}
 }
 
@@ -72,8 +74,8 @@ func (p *plan) diff(old, new *fragment) {
 		new = newFragment()
 	}
 	for _, k := range sortedElementKeys(old.elements) {
-		if v, ok := new.elements[k]; !ok || !slices.Equal(v, old.elements[k]) {
-			p.delElements = append(p.delElements, element(k, nil))
+		if v, ok := new.elements[k]; !ok || v != old.elements[k] {
+			p.delElements = append(p.delElements, element(k, ""))
 		}
 	}
 	for _, name := range sortedKeys(new.chains) {
@@ -82,13 +84,13 @@ func (p *plan) diff(old, new *fragment) {
 		switch {
 		case !existed:
 			p.addChains = append(p.addChains, name)
-		case !slices.Equal(oldRules, rules):
+		case !sameRules(oldRules, rules):
 			p.flushChains = append(p.flushChains, name)
 		default:
 			continue
 		}
 		for _, r := range rules {
-			p.rules = append(p.rules, &knftables.Rule{Chain: name, Rule: r})
+			p.rules = append(p.rules, ruleSpec{chain: name, rule: r})
 		}
 	}
 	for _, name := range sortedKeys(old.chains) {
@@ -99,7 +101,7 @@ func (p *plan) diff(old, new *fragment) {
 	}
 	for _, name := range sortedKeys(new.sets) {
 		if _, ok := old.sets[name]; !ok {
-			p.addSets = append(p.addSets, affinitySet(name))
+			p.addSets = append(p.addSets, setSpec{name: name, typ: affinitySetTyp})
 		}
 	}
 	for _, name := range sortedKeys(old.sets) {
@@ -108,23 +110,69 @@ func (p *plan) diff(old, new *fragment) {
 		}
 	}
 	for _, k := range sortedElementKeys(new.elements) {
-		if v, ok := old.elements[k]; !ok || !slices.Equal(v, new.elements[k]) {
+		if v, ok := old.elements[k]; !ok || v != new.elements[k] {
 			p.addElements = append(p.addElements, element(k, new.elements[k]))
+		}
+	}
+	if p.endpointRefs == nil {
+		p.endpointRefs = map[string]int{}
+	}
+	for ip := range old.endpoints {
+		p.endpointRefs[ip]--
+	}
+	for ip := range new.endpoints {
+		p.endpointRefs[ip]++
+	}
+}
+
+// hairpin adds the hairpin set elements that the plan's change of endpoint references
+// makes appear or disappear, given the references the table holds now.
+func (p *plan) hairpin(refs map[string]int) {
+	if refs == nil {
+		p.addElements = slices.Grow(p.addElements, len(p.endpointRefs))
+	}
+	for _, ip := range sortedKeys(p.endpointRefs) {
+		before := refs[ip]
+		after := before + p.endpointRefs[ip]
+		switch {
+		case before == 0 && after > 0:
+			p.addElements = append(p.addElements, hairpinElement(ip))
+		case before > 0 && after <= 0:
+			p.delElements = append(p.delElements, hairpinElement(ip))
 		}
 	}
 }
 
-func element(k elementKey, value []string) *knftables.Element {
-	return &knftables.Element{Map: k.Map, Key: strings.Split(k.Key, " . "), Value: value}
+// commitRefs applies the plan's change of endpoint references to refs.
+func (p *plan) commitRefs(refs map[string]int) {
+	for ip, d := range p.endpointRefs {
+		if n := refs[ip] + d; n > 0 {
+			refs[ip] = n
+		} else {
+			delete(refs, ip)
+		}
+	}
 }
 
-func affinitySet(name string) *knftables.Set {
-	return &knftables.Set{
-		Name: name,
-		Type: "ipv4_addr",
-		// "dynamic" because the kernel adds it anyway for sets updated from the packet
-		// path, and a later add with different flags would fail.
-		Flags: []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+func hairpinElement(ip string) elementSpec {
+	return elementSpec{set: hairpinSet, typ: ipPairSet, key: []string{ip, ip}}
+}
+
+func sameRules(a, b []rule) bool {
+	return slices.EqualFunc(a, b, func(x, y rule) bool { return x.text == y.text })
+}
+
+func element(k elementKey, value string) elementSpec {
+	return elementSpec{set: k.Map, typ: mapType(k.Map), key: strings.Split(k.Key, " . "), value: value}
+}
+
+// mapType is the type of one of the shared maps.
+func mapType(name string) setType {
+	switch name {
+	case serviceNodePortsMap, noEndpointNodePortsMap:
+		return protoPortMap
+	default:
+		return ipProtoPortMap
 	}
 }
 
@@ -133,73 +181,89 @@ type baseChain struct {
 	name     string
 	typ      knftables.BaseChainType
 	hook     knftables.BaseChainHook
-	priority knftables.BaseChainPriority
-	rule     string // its only rule
+	priority knftables.BaseChainPriority // as nft writes it
+	prio     int32                       // the same as a number, for netlink
+	rule     rule                        // its only rule
 }
 
 // Filtering runs before DNAT so that it sees the Service address; reject is only valid in
 // input, forward and output, hence no filter-prerouting.
 var baseChains = []baseChain{
-	{"filter-input", knftables.FilterType, knftables.InputHook, knftables.DNATPriority + "-10", "ct state new jump " + endpointsCheckChain},
-	{"filter-forward", knftables.FilterType, knftables.ForwardHook, knftables.DNATPriority + "-10", "ct state new jump " + endpointsCheckChain},
-	{"filter-output", knftables.FilterType, knftables.OutputHook, knftables.DNATPriority + "-10", "ct state new jump " + endpointsCheckChain},
-	{"nat-prerouting", knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority, "jump " + servicesChain},
-	{"nat-output", knftables.NATType, knftables.OutputHook, knftables.DNATPriority, "jump " + servicesChain},
-	{"nat-postrouting", knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority, "jump " + masqueradingChain},
+	{"filter-input", knftables.FilterType, knftables.InputHook, knftables.DNATPriority + "-10", -110, newRule().ctStateNew().verdict("jump " + endpointsCheckChain).build()},
+	{"filter-forward", knftables.FilterType, knftables.ForwardHook, knftables.DNATPriority + "-10", -110, newRule().ctStateNew().verdict("jump " + endpointsCheckChain).build()},
+	{"filter-output", knftables.FilterType, knftables.OutputHook, knftables.DNATPriority + "-10", -110, newRule().ctStateNew().verdict("jump " + endpointsCheckChain).build()},
+	{"nat-prerouting", knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority, -100, newRule().verdict("jump " + servicesChain).build()},
+	{"nat-output", knftables.NATType, knftables.OutputHook, knftables.DNATPriority, -100, newRule().verdict("jump " + servicesChain).build()},
+	{"nat-postrouting", knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority, 100, newRule().verdict("jump " + masqueradingChain).build()},
 }
 
 // writeBase appends to tx the table's fixed part: base chains, dispatch chains, the shared
 // maps (flushed: a full sync re-adds every element) and the NodePort address set. With reset
 // the table is deleted first, throwing away whatever was there (affinity state included).
-func writeBase(tx *knftables.Transaction, nodeIPs []string, reset bool) {
-	tx.Add(&knftables.Table{Comment: knftables.PtrTo("nanokube service proxy")})
+func writeBase(tx *transaction, nodeIPs []string, clusterCIDR string, reset bool) {
+	tx.addTable()
 	if reset {
-		tx.Delete(&knftables.Table{})
-		tx.Add(&knftables.Table{Comment: knftables.PtrTo("nanokube service proxy")})
+		tx.deleteTable()
+		tx.addTable()
 	}
 	for _, name := range []string{servicesChain, endpointsCheckChain, rejectChain, markMasqChain, masqueradingChain} {
-		tx.Add(&knftables.Chain{Name: name})
-		tx.Flush(&knftables.Chain{Name: name})
+		tx.addChain(name)
+		tx.flushChain(name)
 	}
-	for _, bc := range baseChains {
-		c := &knftables.Chain{Name: bc.name, Type: knftables.PtrTo(bc.typ), Hook: knftables.PtrTo(bc.hook), Priority: knftables.PtrTo(bc.priority)}
-		tx.Add(c)
-		tx.Flush(c)
-		tx.Add(&knftables.Rule{Chain: bc.name, Rule: bc.rule})
+	for i := range baseChains {
+		bc := &baseChains[i]
+		tx.add(txOp{verb: verbAdd, chain: &chainSpec{name: bc.name, base: bc}})
+		tx.flushChain(bc.name)
+		tx.addRule(bc.name, bc.rule)
 	}
-	for _, m := range []struct{ name, typ string }{
-		{serviceIPsMap, "ipv4_addr . inet_proto . inet_service : verdict"},
-		{serviceNodePortsMap, "inet_proto . inet_service : verdict"},
-		{noEndpointServicesMap, "ipv4_addr . inet_proto . inet_service : verdict"},
-		{noEndpointNodePortsMap, "inet_proto . inet_service : verdict"},
+	for _, m := range []setSpec{
+		{serviceIPsMap, ipProtoPortMap},
+		{serviceNodePortsMap, protoPortMap},
+		{noEndpointServicesMap, ipProtoPortMap},
+		{noEndpointNodePortsMap, protoPortMap},
+		{hairpinSet, ipPairSet},
 	} {
-		tx.Add(&knftables.Map{Name: m.name, Type: m.typ})
-		tx.Flush(&knftables.Map{Name: m.name})
+		tx.add(txOp{verb: verbAdd, set: &m})
+		tx.add(txOp{verb: verbFlush, set: &m})
 	}
 
-	tx.Add(&knftables.Set{Name: nodePortIPsSet, Type: "ipv4_addr"})
-	nodePorts := "fib daddr type local ip daddr != 127.0.0.0/8"
+	nodePortIPs := setSpec{nodePortIPsSet, ipv4Set}
+	tx.add(txOp{verb: verbAdd, set: &nodePortIPs})
+	nodePorts := func() *ruleBuilder { return newRule().fibLocal("daddr").ip("daddr", true, "127.0.0.0/8") }
 	if len(nodeIPs) == 0 {
-		tx.Delete(&knftables.Set{Name: nodePortIPsSet})
+		tx.add(txOp{verb: verbDelete, set: &nodePortIPs})
 	} else {
-		tx.Flush(&knftables.Set{Name: nodePortIPsSet})
+		tx.add(txOp{verb: verbFlush, set: &nodePortIPs})
 		for _, ip := range nodeIPs {
-			tx.Add(&knftables.Element{Set: nodePortIPsSet, Key: []string{ip}})
+			tx.add(txOp{verb: verbAdd, element: &elementSpec{set: nodePortIPsSet, typ: ipv4Set, key: []string{ip}}})
 		}
-		nodePorts = "ip daddr @" + nodePortIPsSet
+		nodePorts = func() *ruleBuilder { return newRule().inSet(nodePortIPsSet, selDaddr) }
 	}
 
-	tx.Add(&knftables.Rule{Chain: servicesChain, Rule: "ip daddr . meta l4proto . th dport vmap @" + serviceIPsMap})
-	tx.Add(&knftables.Rule{Chain: servicesChain, Rule: nodePorts + " meta l4proto . th dport vmap @" + serviceNodePortsMap})
-	tx.Add(&knftables.Rule{Chain: endpointsCheckChain, Rule: "ip daddr . meta l4proto . th dport vmap @" + noEndpointServicesMap})
-	tx.Add(&knftables.Rule{Chain: endpointsCheckChain, Rule: nodePorts + " meta l4proto . th dport vmap @" + noEndpointNodePortsMap})
+	if clusterCIDR != "" {
+		// ClusterIP traffic from outside the pod network is masqueraded: it may have been
+		// routed here from off-cluster, and replies must come back through this node. One
+		// rule for all Services: @service-ips holds exactly the ClusterIP ports with
+		// endpoints to go to.
+		tx.addRule(servicesChain, newRule().ip("saddr", true, clusterCIDR).
+			inSet(serviceIPsMap, selDaddr, selL4proto, selDport).verdict("jump "+markMasqChain).build())
+	}
+	tx.addRule(servicesChain, newRule().vmap(serviceIPsMap, selDaddr, selL4proto, selDport).build())
+	tx.addRule(servicesChain, nodePorts().vmap(serviceNodePortsMap, selL4proto, selDport).build())
+	tx.addRule(endpointsCheckChain, newRule().vmap(noEndpointServicesMap, selDaddr, selL4proto, selDport).build())
+	tx.addRule(endpointsCheckChain, nodePorts().vmap(noEndpointNodePortsMap, selL4proto, selDport).build())
 	// TCP gets a reset, everything else ICMP port-unreachable: both fail a client at once.
-	tx.Add(&knftables.Rule{Chain: rejectChain, Rule: "meta l4proto tcp reject with tcp reset"})
-	tx.Add(&knftables.Rule{Chain: rejectChain, Rule: "reject"})
-	tx.Add(&knftables.Rule{Chain: markMasqChain, Rule: "mark set mark or " + masqueradeMark})
-	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: "mark and " + masqueradeMark + " == 0 return"})
-	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: "mark set mark xor " + masqueradeMark})
-	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: "masquerade fully-random"})
+	tx.addRule(rejectChain, newRule().l4proto("tcp").rejectTCPReset().build())
+	tx.addRule(rejectChain, newRule().rejectICMP().build())
+	tx.addRule(markMasqChain, newRule().markOr(masqueradeMark).build())
+	// Hairpin: a pod that reaches itself through a Service must see the node as the source,
+	// or it would answer itself directly. One rule for all endpoints: after DNAT the
+	// destination is the endpoint, so the pair (source . destination) is in the set exactly
+	// when a pod was sent to itself.
+	tx.addRule(masqueradingChain, newRule().ctStatusDNAT().inSet(hairpinSet, selSaddr, selDaddr).verdict("jump "+markMasqChain).build())
+	tx.addRule(masqueradingChain, newRule().markClear(masqueradeMark).verdict("return").build())
+	tx.addRule(masqueradingChain, newRule().markXor(masqueradeMark).build())
+	tx.addRule(masqueradingChain, newRule().masquerade().build())
 }
 
 // fullPlan is the plan of a full sync: every fragment written from scratch, plus the
@@ -207,8 +271,23 @@ func writeBase(tx *knftables.Transaction, nodeIPs []string, reset bool) {
 // existingChains and existingSets are what the table holds; with listed false they are
 // unknown, and every chain is flushed as it is added in case it exists.
 func fullPlan(frags map[string]*fragment, existingChains, existingSets []string, listed bool) *plan {
-	p := &plan{}
-	wantChains, wantSets := map[string]bool{}, map[string]bool{}
+	// Sized up front: a full sync of 10,000 Services has 100,000 rules.
+	var nChains, nRules, nElements, nEndpoints int
+	for _, f := range frags {
+		nChains += len(f.chains)
+		for _, r := range f.chains {
+			nRules += len(r)
+		}
+		nElements += len(f.elements)
+		nEndpoints += len(f.endpoints)
+	}
+	p := &plan{
+		addChains:    make([]string, 0, nChains),
+		rules:        make([]ruleSpec, 0, nRules),
+		addElements:  make([]elementSpec, 0, nElements+nEndpoints),
+		endpointRefs: make(map[string]int, nEndpoints),
+	}
+	wantChains, wantSets := make(map[string]bool, nChains), map[string]bool{}
 	for _, key := range sortedKeys(frags) {
 		f := frags[key]
 		p.diff(nil, f)
@@ -219,6 +298,7 @@ func fullPlan(frags map[string]*fragment, existingChains, existingSets []string,
 			wantSets[s] = true
 		}
 	}
+	p.hairpin(nil) // the set was flushed
 	exists := make(map[string]bool, len(existingChains))
 	for _, c := range existingChains {
 		exists[c] = true
@@ -255,7 +335,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func sortedElementKeys(m map[elementKey][]string) []elementKey {
+func sortedElementKeys(m map[elementKey]string) []elementKey {
 	keys := make([]elementKey, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
