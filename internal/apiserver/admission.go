@@ -31,9 +31,10 @@ var systemPriorityClasses = []*schedulingv1.PriorityClass{
 }
 
 // admitDefaults runs the defaulting admission plugins of Kubernetes on new objects:
-// LimitRanger (default requests and limits), ServiceAccount (the pod's account defaults to "default"), DefaultTolerationSeconds (300 s
-// for not-ready and unreachable nodes) and Priority (spec.priority from the pod's
-// PriorityClass, or the global default class, or 0).
+// LimitRanger (default requests and limits), ServiceAccount (the pod's account defaults to
+// "default", and the token volume is added), DefaultTolerationSeconds (300 s for not-ready
+// and unreachable nodes) and Priority (spec.priority from the pod's PriorityClass, or the
+// global default class, or 0).
 func (s *Server) admitDefaults(ctx context.Context, rs *resourceStore, obj runtime.Object) error {
 	if pvc, ok := obj.(*corev1.PersistentVolumeClaim); ok {
 		return s.admitDefaultStorageClass(ctx, pvc)
