@@ -284,10 +284,12 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{s.cfg.ServingCert},
-			ClientAuth:   tls.VerifyClientCertIfGiven,
-			ClientCAs:    s.cfg.ClientCAs,
-			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"h2", "http/1.1"},
+			// Verified by authenticate, as kube-apiserver does: a certificate of another CA
+			// is a 401 Status, not a failed handshake the client cannot explain.
+			ClientAuth: tls.RequestClientCert,
+			ClientCAs:  s.cfg.ClientCAs,
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"},
 		},
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
@@ -404,9 +406,13 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 // bearer token; the health and version endpoints are public, as in Kubernetes.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-			next.ServeHTTP(w, r.WithContext(withUser(r.Context(), pki.UserFromCertificate(r.TLS.VerifiedChains[0][0]))))
-			return
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			cert, err := s.verifyClientCertificate(r.TLS.PeerCertificates)
+			if err == nil {
+				next.ServeHTTP(w, r.WithContext(withUser(r.Context(), pki.UserFromCertificate(cert))))
+				return
+			}
+			s.log.Debug("rejected a client certificate", "subject", r.TLS.PeerCertificates[0].Subject.String(), "err", err)
 		}
 		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 			token := strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
@@ -424,6 +430,23 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.codecs.writeError(w, r, unauthorized(), schema.GroupResource{}, "")
 		})).ServeHTTP(w, r)
 	})
+}
+
+// verifyClientCertificate checks a client's chain (leaf first) against the client CAs for
+// client authentication and returns the leaf.
+func (s *Server) verifyClientCertificate(chain []*x509.Certificate) (*x509.Certificate, error) {
+	if s.cfg.ClientCAs == nil {
+		return nil, errors.New("client certificates are not accepted")
+	}
+	opts := x509.VerifyOptions{Roots: s.cfg.ClientCAs, Intermediates: x509.NewCertPool(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	for _, c := range chain[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := chain[0].Verify(opts); err != nil {
+		return nil, err
+	}
+	return chain[0], nil
 }
 
 type userKey struct{}

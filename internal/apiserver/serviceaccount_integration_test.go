@@ -1,8 +1,19 @@
 package apiserver_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/nanokube/nanokube/internal/apiserver/satoken"
 	"github.com/nanokube/nanokube/internal/apitest"
 )
 
@@ -204,6 +216,24 @@ func TestServiceAccountTokens(t *testing.T) {
 		if _, err := tokenClient(c, forged).CoreV1().Pods("team").List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
 			t.Errorf("forged signature: %v, want 401", err)
 		}
+		// A token signed with the cluster's own key, but expired.
+		key, err := satoken.LoadSigningKey(filepath.Join(c.Dir, "pki", "sa.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, _ := satoken.NewSigner("https://kubernetes.default.svc.cluster.local", key)
+		past := time.Now().Add(-2 * time.Hour)
+		expired, err := signer.Sign(&satoken.Claims{
+			RegisteredClaims: jwt.RegisteredClaims{Subject: "system:serviceaccount:team:robot", Audience: []string{"https://kubernetes.default.svc.cluster.local"},
+				IssuedAt: jwt.NewNumericDate(past), NotBefore: jwt.NewNumericDate(past), ExpiresAt: jwt.NewNumericDate(past.Add(time.Hour))},
+			Kubernetes: &satoken.PrivateClaims{Namespace: "team", ServiceAccount: satoken.Ref{Name: "robot", UID: string(sa.UID)}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tokenClient(c, expired).CoreV1().Pods("team").List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+			t.Errorf("expired token: %v, want 401", err)
+		}
 		if err := admin.CoreV1().Pods("team").Delete(ctx, "app", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 			t.Fatal(err)
 		}
@@ -224,4 +254,26 @@ func TestServiceAccountTokens(t *testing.T) {
 			return apierrors.IsUnauthorized(err)
 		})
 	})
+}
+
+// A client certificate from another CA is refused with a 401 Status, as kube-apiserver
+// answers it, not with a failed handshake.
+func TestForeignClientCertificate(t *testing.T) {
+	c := apitest.Start(t, apitest.Options{})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubernetes-admin", Organization: []string{"system:masters"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	cfg := rest.AnonymousClientConfig(c.Config)
+	cfg.CertData = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	cfg.KeyData = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	_, err = kubernetes.NewForConfigOrDie(cfg).CoreV1().Pods("default").List(ctxT(t), metav1.ListOptions{})
+	if !apierrors.IsUnauthorized(err) {
+		t.Fatalf("a self-signed admin certificate: %v, want 401 Unauthorized", err)
+	}
 }
