@@ -117,6 +117,9 @@ spec:
 		if got := strings.TrimSpace(k(t, "get", "job", "batch", "-o", "jsonpath={.status.succeeded}")); got != "10" {
 			t.Errorf("succeeded %q, want 10", got)
 		}
+		if table := k(t, "get", "job", "batch"); tableCell(table, "COMPLETIONS") != "10/10" {
+			t.Errorf("COMPLETIONS is not 10/10:\n%s", table)
+		}
 		// The containers' run times (whole seconds) show how many ran at once. Truncation can
 		// hide an overlap within one second but never invent one.
 		out := k(t, "get", "pods", "-l", "batch.kubernetes.io/job-name=batch", "-o",
@@ -214,17 +217,23 @@ spec:
 				`jsonpath={.status.desiredReplicas} {.status.currentMetrics[0].resource.current.averageUtilization}`)
 			return out, strings.Fields(out + " ")[0]
 		}
-		waitFor(t, "the HPA to scale burn to 3", 90*time.Second, func() (string, bool) {
+		up := waitFor(t, "the HPA to scale burn to 3", 90*time.Second, func() (string, bool) {
 			out, desired := hpa()
 			ready, _, _ := mcRun(mc, "", "get", "deployment", "burn", "-o", "jsonpath={.status.readyReplicas}")
 			return out + " ready=" + ready, desired == "3" && ready == "3"
 		})
+		t.Logf("scaled up: desired replicas, CPU utilisation (%% of request): %s", up)
+		table := k(t, "get", "hpa", "burn")
+		if got := tableCell(table, "TARGETS"); !strings.HasPrefix(got, "cpu: ") || !strings.HasSuffix(got, "%/50%") {
+			t.Errorf("TARGETS %q, want cpu: N%%/50%%:\n%s", got, table)
+		}
 		k(t, "set", "env", "deployment/burn", "IDLE=1")
-		waitFor(t, "the HPA to scale burn back to 1", 120*time.Second, func() (string, bool) {
+		down := waitFor(t, "the HPA to scale burn back to 1", 120*time.Second, func() (string, bool) {
 			out, desired := hpa()
 			spec, _, _ := mcRun(mc, "", "get", "deployment", "burn", "-o", "jsonpath={.spec.replicas}")
 			return out + " spec.replicas=" + spec, desired == "1" && spec == "1"
 		})
+		t.Logf("scaled down: %s", down)
 		k(t, "rollout", "status", "deployment/burn", "--timeout=120s")
 	})
 }
