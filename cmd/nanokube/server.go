@@ -32,6 +32,7 @@ func bindControlPlaneFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringSliceVar(&cfg.APIAudiences, "api-audiences", nil, "audiences a token must be meant for to authenticate to the API server (default: the issuer)")
 	fs.DurationVar(&cfg.ServiceAccountMaxTokenExpiration, "service-account-max-token-expiration", 0, "longest lifetime of an issued service-account token (0: as requested)")
 	fs.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
+	fs.DurationVar(&cfg.MetricResolution, "metric-resolution", 15*time.Second, "how often kubelets are scraped for the resource metrics API (metrics.k8s.io), as metrics-server's flag")
 	fs.BoolVar(&cfg.UnsafeNoFsync, "etcd-unsafe-no-fsync", false, "skip etcd fsyncs (faster, loses data on power failure; for tests)")
 	fs.StringVar(&cfg.EncryptionProviderConfig, "encryption-provider-config", "", "EncryptionConfiguration file (apiserver.config.k8s.io/v1): resources encrypted at rest in etcd with aescbc, aesgcm or secretbox")
 	fs.StringVar(&cfg.AuditPolicyFile, "audit-policy-file", "", "audit Policy file (audit.k8s.io/v1): which requests the audit log records, and at which level")

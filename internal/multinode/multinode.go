@@ -6,7 +6,7 @@
 // mounts, cgroups and namespaces, even after a failed Up.
 //
 // Addresses: the nodes are 10.124.0.1 (the server, node-0) to 10.124.0.N+1; the client is
-// 10.124.0.200. Namespace names start with Config.Name, so two clusters with different
+// 10.124.0.200. AddNode joins one more agent to a running cluster, with the next address. Namespace names start with Config.Name, so two clusters with different
 // names can run at once.
 package multinode
 
@@ -84,26 +84,15 @@ func Up(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, ClientNetns: cfg.Name + "-client", ClientIP: subnet + "200", switchNetns: cfg.Name + "-sw",
 		Kubeconfig: filepath.Join(cfg.Dir, "node-0", "admin.kubeconfig")}
 	for i := 0; i <= cfg.Agents; i++ {
-		n := &Node{Name: fmt.Sprintf("node-%d", i), IP: fmt.Sprintf("%s%d", subnet, i+1), Netns: fmt.Sprintf("%s-n%d", cfg.Name, i),
-			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i)), CgroupRoot: fmt.Sprintf("/%s-n%d", cfg.Name, i), Server: i == 0}
-		n.RuntimeDir = filepath.Join(n.DataDir, "runtime")
-		if n.Server {
-			n.RuntimeDir = filepath.Join(n.DataDir, "agent", "runtime")
-		}
-		c.Nodes = append(c.Nodes, n)
+		c.Nodes = append(c.Nodes, c.newNode(i))
 	}
 	c.JoinURL = "https://" + c.Nodes[0].IP + ":6443"
 	if err := c.network(); err != nil {
 		return c, err
 	}
 	for _, n := range c.Nodes {
-		if err := os.MkdirAll(filepath.Join(n.RuntimeDir, "images"), 0o755); err != nil {
+		if err := c.stageImages(n); err != nil {
 			return c, err
-		}
-		if cfg.Images != nil {
-			if err := cfg.Images(filepath.Join(n.RuntimeDir, "images")); err != nil {
-				return c, err
-			}
 		}
 	}
 	if err := c.StartNode(ctx, c.Nodes[0]); err != nil {
@@ -117,6 +106,49 @@ func Up(ctx context.Context, cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// newNode describes the i-th node (0 is the server's) without making anything.
+func (c *Cluster) newNode(i int) *Node {
+	n := &Node{Name: fmt.Sprintf("node-%d", i), IP: fmt.Sprintf("%s%d", subnet, i+1), Netns: fmt.Sprintf("%s-n%d", c.cfg.Name, i),
+		DataDir: filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", i)), CgroupRoot: fmt.Sprintf("/%s-n%d", c.cfg.Name, i), Server: i == 0}
+	n.RuntimeDir = filepath.Join(n.DataDir, "runtime")
+	if n.Server {
+		n.RuntimeDir = filepath.Join(n.DataDir, "agent", "runtime")
+	}
+	return n
+}
+
+// stageImages puts the configured image archives where the node's runtime imports them.
+func (c *Cluster) stageImages(n *Node) error {
+	dir := filepath.Join(n.RuntimeDir, "images")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if c.cfg.Images != nil {
+		return c.cfg.Images(dir)
+	}
+	return nil
+}
+
+// AddNode joins one more agent to the running cluster, as a machine added later would: it
+// makes the node's namespace on the bridge, stages the images, starts the agent and waits
+// until it is ready. The node is appended to Nodes before anything is made, so Down removes
+// it even if AddNode fails.
+func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
+	if len(c.Nodes)+1 >= 200 { // 10.124.0.200 is the client's
+		return nil, fmt.Errorf("multinode: no address left for another node")
+	}
+	i := len(c.Nodes)
+	n := c.newNode(i)
+	c.Nodes = append(c.Nodes, n)
+	if err := c.runIP(c.attach(n.Netns, n.IP, fmt.Sprintf("p%d", i))); err != nil {
+		return n, err
+	}
+	if err := c.stageImages(n); err != nil {
+		return n, err
+	}
+	return n, c.StartNode(ctx, n)
+}
+
 // network makes the switch, node and client namespaces and wires them to the bridge.
 func (c *Cluster) network() error {
 	cmds := [][]string{
@@ -124,20 +156,27 @@ func (c *Cluster) network() error {
 		{"-n", c.switchNetns, "link", "add", "br0", "type", "bridge"},
 		{"-n", c.switchNetns, "link", "set", "br0", "up"},
 	}
-	attach := func(netns, ip, port string) {
-		cmds = append(cmds,
-			[]string{"netns", "add", netns},
-			[]string{"-n", netns, "link", "set", "lo", "up"},
-			[]string{"-n", c.switchNetns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns},
-			[]string{"-n", c.switchNetns, "link", "set", port, "master", "br0", "up"},
-			[]string{"-n", netns, "addr", "add", ip + "/24", "dev", "eth0"},
-			[]string{"-n", netns, "link", "set", "eth0", "up"},
-		)
-	}
 	for i, n := range c.Nodes {
-		attach(n.Netns, n.IP, fmt.Sprintf("p%d", i))
+		cmds = append(cmds, c.attach(n.Netns, n.IP, fmt.Sprintf("p%d", i))...)
 	}
-	attach(c.ClientNetns, c.ClientIP, "pclient")
+	cmds = append(cmds, c.attach(c.ClientNetns, c.ClientIP, "pclient")...)
+	return c.runIP(cmds)
+}
+
+// attach returns the ip commands that make netns and wire it to the bridge through port.
+func (c *Cluster) attach(netns, ip, port string) [][]string {
+	return [][]string{
+		{"netns", "add", netns},
+		{"-n", netns, "link", "set", "lo", "up"},
+		{"-n", c.switchNetns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns},
+		{"-n", c.switchNetns, "link", "set", port, "master", "br0", "up"},
+		{"-n", netns, "addr", "add", ip + "/24", "dev", "eth0"},
+		{"-n", netns, "link", "set", "eth0", "up"},
+	}
+}
+
+// runIP runs ip with each argument list in turn, stopping at the first failure.
+func (c *Cluster) runIP(cmds [][]string) error {
 	for _, args := range cmds {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)

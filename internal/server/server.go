@@ -79,6 +79,9 @@ type Config struct {
 	// cache history (zero: the defaults).
 	CompactionInterval time.Duration
 	EventCapacity      int
+	// MetricResolution is how often the API server scrapes kubelets for the resource
+	// metrics API, metrics.k8s.io (zero: 15s, metrics-server's default).
+	MetricResolution time.Duration
 	// ClusterCIDR is the pod network node IPAM cuts per-node pod CIDRs from.
 	ClusterCIDR string
 	// NodeMonitorGracePeriod is how long a node may be silent before it is marked Unknown
@@ -273,6 +276,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		Resources: builtin.Resources(), ServiceClusterIPRange: cfg.ServiceClusterIPRange,
 		ServiceNodePortRange: cfg.ServiceNodePortRange, Log: log.With("component", "apiserver"),
 		CompactionInterval: cfg.CompactionInterval, EventCapacity: cfg.EventCapacity,
+		MetricResolution:     cfg.MetricResolution,
 		Authorization:        cfg.AuthorizationMode,
 		ServiceAccountIssuer: cfg.ServiceAccountIssuer, ServiceAccountSigningKey: saKey, ServiceAccountKeys: saKeys,
 		APIAudiences: cfg.APIAudiences, ServiceAccountMaxTokenExpiration: cfg.ServiceAccountMaxTokenExpiration,

@@ -20,49 +20,17 @@ import (
 // route out (internal/multinode). It runs once for the tests below, in order, because node
 // loss changes it.
 func TestMultiNode(t *testing.T) {
-	needNodeTools(t)
 	dir := filepath.Join(cluster.dir, "multinode")
-	img, err := testimage.Build(testimage.Spec{Cmd: []string{"sh"}, StopSignal: "SIGTERM"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	mc, err := multinode.Up(ctx, multinode.Config{Name: fmt.Sprintf("nkmn%d", os.Getpid()%10000), Bin: cluster.bin, Dir: dir, Agents: 2,
-		ServerArgs: []string{"--node-monitor-grace-period", "20s"},
-		Images: func(d string) error {
-			return testimage.WriteDockerArchive(filepath.Join(d, "busybox.tar"), testImage, img)
-		}})
-	if mc == nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range mc.Nodes {
-				t.Logf("log of %s:\n%s", n.Name, tail(n.Log(), 3000))
-			}
-		}
-		if err := mc.Down(); err != nil {
-			t.Errorf("tear down: %v", err)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := upMultiNode(t, multinode.Config{Name: fmt.Sprintf("nkmn%d", os.Getpid()%10000), Dir: dir, Agents: 2,
+		ServerArgs: []string{"--node-monitor-grace-period", "20s"}})
 	k := func(t *testing.T, args ...string) string {
 		t.Helper()
-		out, errOut, err := mcRun(mc, "", args...)
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return out
+		return mcKubectl(t, mc, "", args...)
 	}
 	kIn := func(t *testing.T, stdin string, args ...string) string {
 		t.Helper()
-		out, errOut, err := mcRun(mc, stdin, args...)
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return out
+		return mcKubectl(t, mc, stdin, args...)
 	}
 
 	t.Run("join", func(t *testing.T) {
@@ -367,6 +335,55 @@ func needNodeTools(t *testing.T) {
 			t.Skipf("%s is missing: run hack/install-deps.sh", p)
 		}
 	}
+}
+
+// upMultiNode starts a multi-node cluster (internal/multinode) of cfg with the busybox test
+// image on every node, and tears it down when the test ends, showing the nodes' logs if the
+// test failed. cfg.Bin and cfg.Images are filled in; cfg.Dir defaults to a directory named
+// after cfg.Name. It skips when the machine cannot run nodes.
+func upMultiNode(t *testing.T, cfg multinode.Config) *multinode.Cluster {
+	t.Helper()
+	needNodeTools(t)
+	img, err := testimage.Build(testimage.Spec{Cmd: []string{"sh"}, StopSignal: "SIGTERM"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Bin = cluster.bin
+	if cfg.Dir == "" {
+		cfg.Dir = filepath.Join(cluster.dir, cfg.Name)
+	}
+	cfg.Images = func(d string) error {
+		return testimage.WriteDockerArchive(filepath.Join(d, "busybox.tar"), testImage, img)
+	}
+	mc, err := multinode.Up(context.Background(), cfg)
+	if mc == nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range mc.Nodes {
+				t.Logf("log of %s:\n%s", n.Name, tail(n.Log(), 3000))
+			}
+		}
+		if err := mc.Down(); err != nil {
+			t.Errorf("tear down: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
+
+// mcKubectl runs kubectl against the multi-node cluster, with stdin unless it is empty, and
+// returns its output; it fails the test on error.
+func mcKubectl(t *testing.T, mc *multinode.Cluster, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, err := mcRun(mc, stdin, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
 }
 
 // mcRun runs kubectl against the multi-node cluster from its client namespace.
