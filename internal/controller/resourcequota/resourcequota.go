@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/informers"
@@ -23,6 +22,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/nanokube/nanokube/internal/controller/worker"
 
 	"github.com/nanokube/nanokube/internal/quota"
 )
@@ -186,16 +187,12 @@ func (c *Controller) replenish(obj any) {
 
 // Run runs workers until ctx is done, recounting every quota each resync period.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	go wait.UntilWithContext(ctx, c.resyncAll, c.resync)
-	<-ctx.Done()
+	go func() {
+		if cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+			wait.UntilWithContext(ctx, c.resyncAll, c.resync)
+		}
+	}()
+	worker.Pool{Queue: c.queue, Synced: c.synced, Sync: c.sync, Log: c.log, Name: "quota"}.Run(ctx, workers)
 }
 
 func (c *Controller) resyncAll(context.Context) {
@@ -206,26 +203,6 @@ func (c *Controller) resyncAll(context.Context) {
 	for _, q := range quotas {
 		c.enqueue(q)
 	}
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Info("sync failed, requeued", "quota", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

@@ -5,20 +5,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/nanokube/nanokube/internal/controller/worker"
 )
 
 // ConfigMapName is the ConfigMap every namespace gets.
@@ -104,36 +103,9 @@ func (c *Controller) enqueueConfigMap(obj any) {
 
 // Run runs workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
 	go c.cmInformer.Run(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), c.nsSynced, c.cmInformer.HasSynced) {
-		return
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Info("sync failed, requeued", "namespace", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	worker.Pool{Queue: c.queue, Synced: []cache.InformerSynced{c.nsSynced, c.cmInformer.HasSynced},
+		Sync: c.sync, Log: c.log, Name: "namespace"}.Run(ctx, workers)
 }
 
 func (c *Controller) sync(ctx context.Context, namespace string) error {
