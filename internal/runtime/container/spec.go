@@ -115,6 +115,11 @@ func Env(cfg *runtimeapi.ContainerConfig, img *v1.ConfigFile) []string {
 
 // Process builds the OCI process for a container or an exec in it.
 func Process(rootfs string, args, env []string, cwd string, tty bool, sc *runtimeapi.LinuxContainerSecurityContext, imageUser string) (*specs.Process, error) {
+	// A group alone would pair with the image's user, which the pod never chose; the kubelet
+	// refuses it too, and containerd answers InvalidArgument.
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return nil, fmt.Errorf("run-as group %d is set without a run-as user: %w", sc.GetRunAsGroup().GetValue(), errdefs.ErrInvalidArgument)
+	}
 	user := imageUser
 	if sc.GetRunAsUsername() != "" {
 		user = sc.GetRunAsUsername()
