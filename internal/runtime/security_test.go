@@ -1,0 +1,132 @@
+package runtime
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nanokube/nanokube/internal/runtime/testimage"
+)
+
+// TestSecurityContextAndExecTimeout covers the behaviours critest's conformance specs check
+// for the security context and ExecSync timeouts, each as containerd behaves.
+func TestSecurityContextAndExecTimeout(t *testing.T) {
+	e := newTestEnv(t)
+	c := ctx(t)
+	e.pull()
+	podCfg := e.podConfig("secctx")
+	pod := e.runPod(podCfg)
+
+	t.Run("ExecSyncTimeoutKillsTheProcess", func(t *testing.T) {
+		id := e.createContainer(pod, podCfg, "exec-timeout", "sleep", "3600")
+		e.startContainer(id)
+		e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+		start := time.Now()
+		_, err := e.rs.ExecSync(c, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"sleep", "4321"}, Timeout: 1})
+		if code(err) != codes.DeadlineExceeded {
+			t.Fatalf("exec past its timeout: %v, want DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("exec with a 1s timeout returned after %v", d)
+		}
+		if out := string(e.execSync(id, "ps", "-o", "args").Stdout); strings.Contains(out, "sleep 4321") {
+			t.Errorf("the timed-out exec process is still running:\n%s", out)
+		}
+	})
+
+	t.Run("RunAsGroupWithoutUserIsRefused", func(t *testing.T) {
+		_, err := e.rs.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podCfg,
+			Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "group-only"}, Image: &runtimeapi.ImageSpec{Image: e.image},
+				Command: []string{"id"}, Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+					RunAsGroup: &runtimeapi.Int64Value{Value: 2000}}}}})
+		if code(err) != codes.InvalidArgument {
+			t.Errorf("run-as group without a user: %v, want InvalidArgument", err)
+		}
+		id := e.createWith(pod, podCfg, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "user-and-group"},
+			Command: []string{"sleep", "3600"}, Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+				RunAsUser: &runtimeapi.Int64Value{Value: 1000}, RunAsGroup: &runtimeapi.Int64Value{Value: 2000}}}})
+		e.startContainer(id)
+		e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+		if out := strings.TrimSpace(string(e.execSync(id, "sh", "-c", "echo $(id -u):$(id -g)").Stdout)); out != "1000:2000" {
+			t.Errorf("run as 1000:2000, id says %q", out)
+		}
+	})
+
+	t.Run("MaskedPathOfAnApplet", func(t *testing.T) {
+		id := e.createWith(pod, podCfg, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "masked"},
+			Command: []string{"sleep", "3600"}, Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+				MaskedPaths: []string{"/bin/ls"}}}})
+		e.startContainer(id)
+		e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+		// Debian's busybox-static runs applets without exec (a standalone shell), so the
+		// mask shows in exec'ing /bin/ls itself and in reading it, not in `sh -c ls`.
+		resp, err := e.rs.ExecSync(c, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"/bin/ls"}, Timeout: 10})
+		switch {
+		case err != nil && !strings.Contains(err.Error(), "permission denied"):
+			t.Errorf("exec of masked /bin/ls: %v, want permission denied", err)
+		case err == nil && (resp.ExitCode == 0 || !strings.Contains(string(resp.Stderr), "permission denied")):
+			t.Errorf("exec of masked /bin/ls: exit %d stderr %q, want permission denied", resp.ExitCode, resp.Stderr)
+		}
+		if out := strings.TrimSpace(string(e.execSync(id, "sh", "-c", "wc -c < /bin/ls").Stdout)); out != "0" {
+			t.Errorf("masked /bin/ls holds %s bytes, want /dev/null's 0", out)
+		}
+		if out := string(e.execSync(id, "echo", "still").Stdout); out != "still\n" {
+			t.Errorf("masking one applet broke the others: %q", out)
+		}
+	})
+
+	t.Run("NoNewPrivs", func(t *testing.T) {
+		ref := e.reg + "/test/nonewprivs:1"
+		img, err := testimage.Build(testimage.Spec{Entrypoint: []string{"/nnp"},
+			Extra: []testimage.File{{Path: "nnp", Mode: 0o4755, Body: buildNoNewPrivs(t)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := testimage.Push(ref, img); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.is.PullImage(c, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			nnp  bool
+			want string
+		}{{true, "Effective uid: 1000"}, {false, "Effective uid: 0"}} {
+			name := "nnp-" + map[bool]string{true: "true", false: "false"}[tc.nnp]
+			id := e.createWith(pod, podCfg, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name},
+				Image: &runtimeapi.ImageSpec{Image: ref}, Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+					NoNewPrivs: tc.nnp, RunAsUser: &runtimeapi.Int64Value{Value: 1000}}}})
+			e.startContainer(id)
+			st := e.waitState(id, runtimeapi.ContainerState_CONTAINER_EXITED)
+			b, err := os.ReadFile(st.LogPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), tc.want+"\n") {
+				t.Errorf("no_new_privs %v: log %q, want %q", tc.nnp, b, tc.want)
+			}
+		}
+	})
+}
+
+// buildNoNewPrivs builds hack/images/nonewprivs, the setuid program of critest's image.
+func buildNoNewPrivs(t *testing.T) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "nnp")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "github.com/nanokube/nanokube/hack/images/nonewprivs")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the nonewprivs program: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
