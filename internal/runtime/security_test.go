@@ -81,6 +81,28 @@ func TestSecurityContextAndExecTimeout(t *testing.T) {
 		}
 	})
 
+	t.Run("PrivilegedGetsTheCapabilitiesTheRuntimeHolds", func(t *testing.T) {
+		id := e.createWith(pod, podCfg, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "privileged"},
+			Command: []string{"sleep", "3600"}, Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+				Privileged: true}}})
+		e.startContainer(id)
+		e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+		status, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want string
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "CapBnd:") {
+				want = strings.TrimSpace(strings.TrimPrefix(l, "CapBnd:"))
+			}
+		}
+		got := strings.TrimSpace(string(e.execSync(id, "sh", "-c", "grep CapEff /proc/self/status | cut -f2").Stdout))
+		if got != want {
+			t.Errorf("privileged container's effective capabilities %s, want the runtime's bounding set %s", got, want)
+		}
+	})
+
 	t.Run("NoNewPrivs", func(t *testing.T) {
 		ref := e.reg + "/test/nonewprivs:1"
 		img, err := testimage.Build(testimage.Spec{Entrypoint: []string{"/nnp"},
