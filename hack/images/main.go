@@ -82,6 +82,9 @@ func buildPrograms() (testimage.CritestPrograms, error) {
 	if p.Nginx, err = build("nginx"); err != nil {
 		return p, err
 	}
-	p.NoNewPrivs, err = build("nonewprivs")
+	if p.NoNewPrivs, err = build("nonewprivs"); err != nil {
+		return p, err
+	}
+	p.Ipcs, err = build("ipcs")
 	return p, err
 }

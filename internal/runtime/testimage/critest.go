@@ -3,13 +3,15 @@ package testimage
 import "strings"
 
 // CritestPrograms are the static binaries some stand-ins need beyond busybox (hack/images
-// builds them from hack/images/nginx and hack/images/nonewprivs).
+// builds each from hack/images/<name>).
 type CritestPrograms struct {
 	// Nginx looks like nginx to critest: its name, its "master process" command line, its pid
 	// file, a welcome page on port 80.
 	Nginx []byte
 	// NoNewPrivs prints "Effective uid: N"; the image installs it setuid root.
 	NoNewPrivs []byte
+	// Ipcs lists shared memory segments (ipcs -m), which busybox-static lacks.
+	Ipcs []byte
 }
 
 // CritestImages are stand-ins, built from busybox, for the images critest
@@ -39,8 +41,9 @@ func CritestImages(prog CritestPrograms) map[string]Spec {
 	tagged := func(marker string) Spec {
 		return Spec{Cmd: []string{"sh"}, Extra: []File{{Path: marker, Body: []byte(marker + "\n")}}}
 	}
+	busybox := Spec{Cmd: []string{"sh"}, Extra: []File{{Path: "bin/ipcs", Mode: 0o755, Body: prog.Ipcs}}}
 	images := map[string]Spec{
-		"e2e-test-images/busybox:1.29-2":                              {Cmd: []string{"sh"}},
+		"e2e-test-images/busybox:1.29-2":                              busybox,
 		"e2e-test-images/nginx:1.14-2":                                nginx,
 		"e2e-test-images/httpd:2.4.39-4":                              httpd,
 		"e2e-test-images/nonewprivs:1.3":                              nonewprivs,
