@@ -103,6 +103,39 @@ func TestSecurityContextAndExecTimeout(t *testing.T) {
 		}
 	})
 
+	t.Run("Seccomp", func(t *testing.T) {
+		profile := filepath.Join(t.TempDir(), "block-chmod.json")
+		if err := os.WriteFile(profile, []byte(`{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chmod", "fchmodat"], "action": "SCMP_ACT_ERRNO"}]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name    string
+			profile *runtimeapi.SecurityProfile
+			mode    string // /proc/self/status Seccomp: 0 none, 2 filter
+			chmodOK bool
+		}{
+			{"none", nil, "0", true},
+			{"runtime-default", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}, "2", true},
+			{"localhost", &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: profile}, "2", false},
+		} {
+			id := e.createWith(pod, podCfg, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "seccomp-" + tc.name},
+				Command: []string{"sleep", "3600"}, Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+					Seccomp: tc.profile}}})
+			e.startContainer(id)
+			e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+			if out := string(e.execSync(id, "grep", "Seccomp:", "/proc/self/status").Stdout); !strings.Contains(out, "\t"+tc.mode+"\n") {
+				t.Errorf("%s: status %q, want Seccomp mode %s", tc.name, out, tc.mode)
+			}
+			resp := e.execSync(id, "chmod", "400", "/tmp")
+			if ok := resp.ExitCode == 0; ok != tc.chmodOK {
+				t.Errorf("%s: chmod exit %d stderr %q, want success %v", tc.name, resp.ExitCode, resp.Stderr, tc.chmodOK)
+			}
+			if !tc.chmodOK && !strings.Contains(string(resp.Stderr), "Operation not permitted") {
+				t.Errorf("%s: chmod stderr %q, want EPERM's message", tc.name, resp.Stderr)
+			}
+		}
+	})
+
 	t.Run("NoNewPrivs", func(t *testing.T) {
 		ref := e.reg + "/test/nonewprivs:1"
 		img, err := testimage.Build(testimage.Spec{Entrypoint: []string{"/nnp"},

@@ -245,6 +245,10 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 		}
 		proc.OOMScoreAdj = &adj
 	}
+	seccomp, err := Seccomp(lsc, proc.Capabilities.Bounding)
+	if err != nil {
+		return nil, err
+	}
 	privileged := lsc.GetPrivileged()
 	s := &specs.Spec{
 		Version:     specs.Version,
@@ -256,6 +260,7 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 			CgroupsPath: in.CgroupsPath,
 			Sysctl:      in.Sandbox.GetLinux().GetSysctls(),
 			Resources:   &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: privileged, Access: "rwm"}}},
+			Seccomp:     seccomp,
 		},
 	}
 	if !privileged {
