@@ -424,6 +424,20 @@ func (r *Runtime) ReopenContainerLog(_ context.Context, req *runtimeapi.ReopenCo
 	if err := container.ReopenLog(c.dir); err != nil {
 		return nil, err
 	}
+	// The shim reopens on a signal, asynchronously; the kubelet (and critest) expect the new
+	// file to exist when the call returns, as containerd's does.
+	if c.LogPath != "" {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat(c.LogPath); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("container %s: the shim did not reopen its log %s in 10s", c.ID, c.LogPath)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
 }
 

@@ -40,6 +40,22 @@ func TestSecurityContextAndExecTimeout(t *testing.T) {
 		}
 	})
 
+	t.Run("ReopenLogCreatesTheFileBeforeReturning", func(t *testing.T) {
+		id := e.createContainer(pod, podCfg, "reopen", "sh", "-c", "while :; do echo tick; sleep 1; done")
+		e.startContainer(id)
+		st := e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+		// What the kubelet's rotation does: rename, reopen, then read the new file at once.
+		if err := os.Rename(st.LogPath, st.LogPath+".1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.rs.ReopenContainerLog(c, &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(st.LogPath); err != nil {
+			t.Errorf("after ReopenContainerLog returned: %v", err)
+		}
+	})
+
 	t.Run("RunAsGroupWithoutUserIsRefused", func(t *testing.T) {
 		_, err := e.rs.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podCfg,
 			Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "group-only"}, Image: &runtimeapi.ImageSpec{Image: e.image},
