@@ -85,6 +85,9 @@ func buildPrograms() (testimage.CritestPrograms, error) {
 	if p.NoNewPrivs, err = build("nonewprivs"); err != nil {
 		return p, err
 	}
-	p.Ipcs, err = build("ipcs")
+	if p.Ipcs, err = build("ipcs"); err != nil {
+		return p, err
+	}
+	p.Pgrep, err = build("pgrep")
 	return p, err
 }

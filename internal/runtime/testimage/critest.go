@@ -10,8 +10,9 @@ type CritestPrograms struct {
 	Nginx []byte
 	// NoNewPrivs prints "Effective uid: N"; the image installs it setuid root.
 	NoNewPrivs []byte
-	// Ipcs lists shared memory segments (ipcs -m), which busybox-static lacks.
-	Ipcs []byte
+	// Ipcs lists shared memory segments (ipcs -m) and Pgrep finds processes by name; Debian's
+	// busybox-static has neither applet.
+	Ipcs, Pgrep []byte
 }
 
 // CritestImages are stand-ins, built from busybox, for the images critest
@@ -41,7 +42,7 @@ func CritestImages(prog CritestPrograms) map[string]Spec {
 	tagged := func(marker string) Spec {
 		return Spec{Cmd: []string{"sh"}, Extra: []File{{Path: marker, Body: []byte(marker + "\n")}}}
 	}
-	busybox := Spec{Cmd: []string{"sh"}, Extra: []File{{Path: "bin/ipcs", Mode: 0o755, Body: prog.Ipcs}}}
+	busybox := Spec{Cmd: []string{"sh"}, Extra: []File{{Path: "bin/ipcs", Mode: 0o755, Body: prog.Ipcs}, {Path: "bin/pgrep", Mode: 0o755, Body: prog.Pgrep}}}
 	images := map[string]Spec{
 		"e2e-test-images/busybox:1.29-2":                              busybox,
 		"e2e-test-images/nginx:1.14-2":                                nginx,
