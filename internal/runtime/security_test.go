@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -149,6 +150,81 @@ func TestSecurityContextAndExecTimeout(t *testing.T) {
 			if !tc.chmodOK && !strings.Contains(string(resp.Stderr), "Operation not permitted") {
 				t.Errorf("%s: chmod stderr %q, want EPERM's message", tc.name, resp.Stderr)
 			}
+		}
+	})
+
+	t.Run("MountPropagation", func(t *testing.T) {
+		// critest's setup: each volume a bind of itself, made shared or private.
+		vol := func(flag uintptr) string {
+			d := filepath.Join(t.TempDir(), "vol")
+			if err := os.MkdirAll(filepath.Join(d, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mount(d, d, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = unix.Unmount(d, unix.MNT_DETACH) })
+			if err := unix.Mount("", d, "", flag|unix.MS_REC, ""); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		run := func(name, src string, p runtimeapi.MountPropagation) (string, error) {
+			resp, err := e.rs.CreateContainer(c, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: podCfg,
+				Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Image: &runtimeapi.ImageSpec{Image: e.image},
+					Command: []string{"sleep", "3600"}, LogPath: name + ".log",
+					Mounts: []*runtimeapi.Mount{{HostPath: src, ContainerPath: "/vol", Propagation: p}},
+					Linux:  &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Privileged: true}}}})
+			if err != nil {
+				return "", err
+			}
+			e.startContainer(resp.ContainerId)
+			e.waitState(resp.ContainerId, runtimeapi.ContainerState_CONTAINER_RUNNING)
+			return resp.ContainerId, nil
+		}
+		for _, tc := range []struct {
+			name                string
+			flag                uintptr
+			p                   runtimeapi.MountPropagation
+			toContainer, toHost bool
+		}{
+			{"private", unix.MS_PRIVATE, runtimeapi.MountPropagation_PROPAGATION_PRIVATE, false, false},
+			{"host-to-container", unix.MS_SHARED, runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER, true, false},
+			{"bidirectional", unix.MS_SHARED, runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL, true, true},
+		} {
+			src := vol(tc.flag)
+			id, err := run("prop-"+tc.name, src, tc.p)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			// Host to container: a mount made on the host after the container started.
+			hostMnt := filepath.Join(src, "sub")
+			if err := unix.Mount("tmpfs", hostMnt, "tmpfs", 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(hostMnt, "from-host"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			seen := strings.Contains(string(e.execSync(id, "ls", "/vol/sub").Stdout), "from-host")
+			if seen != tc.toContainer {
+				t.Errorf("%s: the host's mount seen in the container: %v, want %v", tc.name, seen, tc.toContainer)
+			}
+			// Container to host.
+			if r := e.execSync(id, "sh", "-c", "mkdir -p /vol/c && mount -t tmpfs t /vol/c && touch /vol/c/from-container"); r.ExitCode != 0 {
+				t.Fatalf("%s: mount in the container: %s", tc.name, r.Stderr)
+			}
+			_, err = os.Stat(filepath.Join(src, "c", "from-container"))
+			if got := err == nil; got != tc.toHost {
+				t.Errorf("%s: the container's mount seen on the host: %v, want %v", tc.name, got, tc.toHost)
+			}
+			if _, err := e.rs.RemoveContainer(c, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+				t.Fatal(err)
+			}
+			_ = unix.Unmount(filepath.Join(src, "c"), unix.MNT_DETACH)
+			_ = unix.Unmount(hostMnt, unix.MNT_DETACH)
+		}
+		if _, err := run("prop-refused", vol(unix.MS_PRIVATE), runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL); code(err) != codes.FailedPrecondition {
+			t.Errorf("bidirectional mount of a private source: %v, want FailedPrecondition", err)
 		}
 	})
 

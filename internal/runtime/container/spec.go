@@ -307,12 +307,23 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 				return nil, fmt.Errorf("mount source %s: %w", src, err)
 			}
 		}
+		if err := checkPropagationSource(src, m.GetPropagation()); err != nil {
+			return nil, err
+		}
 		opts := []string{"rbind"}
+		// runc makes the container's root rslave unless told otherwise: a bind copied from a
+		// slave is a slave itself, and nothing the container mounts would reach the host. A
+		// bidirectional mount needs the root rshared (runc keeps the rootfs's parent mount
+		// private, so the container's own mounts do not leak).
 		switch m.GetPropagation() {
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			opts = append(opts, "rshared")
+			s.Linux.RootfsPropagation = "rshared"
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			opts = append(opts, "rslave")
+			if s.Linux.RootfsPropagation != "rshared" {
+				s.Linux.RootfsPropagation = "rslave"
+			}
 		default:
 			opts = append(opts, "rprivate")
 		}
