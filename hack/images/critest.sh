@@ -12,6 +12,9 @@ log=${CRITEST_LOG:-$work/critest.log}
 bridge=nkcri$((RANDOM % 1000))
 pids=()
 cleanup() {
+	# Run every step whatever the one before returned: under errexit and pipefail, a grep that
+	# matched nothing used to end the trap early, leaving the bridge and the root behind.
+	set +e
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	# The runtime leaves running containers behind by design; remove whatever critest left.
