@@ -33,10 +33,16 @@ cleanup() {
 	awk '$5 ~ "^/tmp/test" {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
 		grep -qxF "$m" "$work/mounts.before" || { umount -l "$m" 2>/dev/null && rm -rf "$(dirname "$m")"; } || true
 	done
+	# The HostIpc specs make a 1 MiB System V segment on the host (ipcmk -M 1048576) and
+	# never remove it: remove the unattached ones this run made.
+	awk 'NR > 1 && $4 == 1048576 && $7 == 0 {print $2}' /proc/sysvipc/shm | while read -r id; do
+		grep -qxF "$id" "$work/shm.before" || ipcrm -m "$id" 2>/dev/null || true
+	done
 	ip link del "$bridge" 2>/dev/null || true
 	rm -rf "$work/root" "$work/registry"
 }
 awk '$5 ~ "^/tmp/test" {print $5}' /proc/self/mountinfo >"$work/mounts.before"
+awk 'NR > 1 {print $2}' /proc/sysvipc/shm >"$work/shm.before"
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
