@@ -12,6 +12,9 @@ log=${CRITEST_LOG:-$work/critest.log}
 bridge=nkcri$((RANDOM % 1000))
 pids=()
 cleanup() {
+	# Run every step whatever the one before returned: under errexit and pipefail, a grep that
+	# matched nothing used to end the trap early, leaving the bridge and the root behind.
+	set +e
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	# The runtime leaves running containers behind by design; remove whatever critest left.
@@ -20,14 +23,26 @@ cleanup() {
 	fi
 	# Shims and pod inits outlive the runtime by design: stop those of this run by PID.
 	for p in /proc/[0-9]*; do
-		if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -q "^NANOKUBE_RUNTIME_[A-Z]*=$work/"; then
+		if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -q "^NANOKUBE_RUNTIME_[A-Z]*=$work/"; then
 			kill -9 "${p#/proc/}" 2>/dev/null || true
 		fi
 	done
 	grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+	# critest's mount-propagation specs bind-mount /tmp/test<pod id>/mnt on the host and
+	# leave it mounted when a spec fails before its own cleanup: remove those this run made.
+	awk '$5 ~ "^/tmp/test" {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+		grep -qxF "$m" "$work/mounts.before" || { umount -l "$m" 2>/dev/null && rm -rf "$(dirname "$m")"; } || true
+	done
+	# The HostIpc specs make a 1 MiB System V segment on the host (ipcmk -M 1048576) and
+	# never remove it: remove the unattached ones this run made.
+	awk 'NR > 1 && $4 == 1048576 && $7 == 0 {print $2}' /proc/sysvipc/shm | while read -r id; do
+		grep -qxF "$id" "$work/shm.before" || ipcrm -m "$id" 2>/dev/null || true
+	done
 	ip link del "$bridge" 2>/dev/null || true
 	rm -rf "$work/root" "$work/registry"
 }
+awk '$5 ~ "^/tmp/test" {print $5}' /proc/self/mountinfo >"$work/mounts.before"
+awk 'NR > 1 {print $2}' /proc/sysvipc/shm >"$work/shm.before"
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 
 	"github.com/nanokube/nanokube/internal/runtime/testimage"
 )
@@ -24,12 +26,20 @@ func main() {
 		"nanokube/layered:1":             {Cmd: []string{"cat", "/hello"}, Extra: []testimage.File{{Path: "hello", Body: []byte("hello from a second layer\n")}}},
 		"e2e-test-images/busybox:1.29-2": {Cmd: []string{"sh"}},
 	}
+	critest := func() map[string]testimage.Spec {
+		prog, err := buildPrograms()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build stand-in programs:", err)
+			os.Exit(1)
+		}
+		return testimage.CritestImages(prog)
+	}
 	switch *set {
 	case "nanokube":
 	case "critest":
-		images = testimage.CritestImages()
+		images = critest()
 	case "all":
-		for name, spec := range testimage.CritestImages() {
+		for name, spec := range critest() {
 			images[name] = spec
 		}
 	default:
@@ -49,4 +59,35 @@ func main() {
 		}
 		fmt.Println("pushed", ref)
 	}
+}
+
+// buildPrograms compiles the static programs critest's stand-ins carry (no libc in the images).
+func buildPrograms() (testimage.CritestPrograms, error) {
+	dir, err := os.MkdirTemp("", "nkimages")
+	if err != nil {
+		return testimage.CritestPrograms{}, err
+	}
+	defer os.RemoveAll(dir)
+	build := func(name string) ([]byte, error) {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "github.com/nanokube/nanokube/hack/images/"+name)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("go build %s: %w", name, err)
+		}
+		return os.ReadFile(out)
+	}
+	var p testimage.CritestPrograms
+	if p.Nginx, err = build("nginx"); err != nil {
+		return p, err
+	}
+	if p.NoNewPrivs, err = build("nonewprivs"); err != nil {
+		return p, err
+	}
+	if p.Ipcs, err = build("ipcs"); err != nil {
+		return p, err
+	}
+	p.Pgrep, err = build("pgrep")
+	return p, err
 }

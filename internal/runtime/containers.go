@@ -424,6 +424,20 @@ func (r *Runtime) ReopenContainerLog(_ context.Context, req *runtimeapi.ReopenCo
 	if err := container.ReopenLog(c.dir); err != nil {
 		return nil, err
 	}
+	// The shim reopens on a signal, asynchronously; the kubelet (and critest) expect the new
+	// file to exist when the call returns, as containerd's does.
+	if c.LogPath != "" {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat(c.LogPath); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("container %s: the shim did not reopen its log %s in 10s", c.ID, c.LogPath)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
 }
 
@@ -453,6 +467,12 @@ func (r *Runtime) execProcess(c *ctr, cmd []string, tty bool) (string, error) {
 	return path, nil
 }
 
+// removeExecFiles removes an exec's process file and the pid file runc wrote beside it.
+func removeExecFiles(proc string) {
+	os.Remove(proc)
+	os.Remove(container.ExecPidFile(proc))
+}
+
 func (r *Runtime) requireRunning(c *ctr) error {
 	if st := r.containerStatus(c); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		return fmt.Errorf("container %s is %s, not running: %w", c.ID, strings.TrimPrefix(st.State.String(), "CONTAINER_"), errdefs.ErrFailedPrecondition)
@@ -473,19 +493,27 @@ func (r *Runtime) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(proc)
+	defer removeExecFiles(proc)
+	execCtx := ctx
 	if req.GetTimeout() > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.GetTimeout())*time.Second)
+		execCtx, cancel = context.WithTimeout(ctx, time.Duration(req.GetTimeout())*time.Second)
 		defer cancel()
 	}
-	cmd := r.runc.ExecCommand(ctx, c.ID, proc, false, "")
+	cmd := r.runc.ExecCommand(execCtx, c.ID, proc, false, "")
+	// Once the process is killed, a child it left holding stdout must not hold the call.
+	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr limitedBuffer
 	stdout.max, stderr.max = 16<<20, 16<<20
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("exec in %s: timed out after %ds: %w", c.ID, req.GetTimeout(), context.DeadlineExceeded)
+	if execCtx.Err() != nil {
+		// As containerd: the process is killed and the call fails with DeadlineExceeded,
+		// which the kubelet reads as a probe timeout.
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("exec in %s: %w", c.ID, ctx.Err())
+		}
+		return nil, fmt.Errorf("exec in %s: timeout %ds exceeded: %w", c.ID, req.GetTimeout(), context.DeadlineExceeded)
 	}
 	var exitErr *exec.ExitError
 	code := int32(0)

@@ -95,6 +95,46 @@ func TestStreaming(t *testing.T) {
 		}
 	})
 
+	t.Run("AttachSPDYInputLater", func(t *testing.T) {
+		// critest's attach spec: attach first, type a command a while later, read its output
+		// while the stream is still open.
+		id := e.createWith(pod, podCfg, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "sh-later"},
+			Command: []string{"/bin/sh"}, Stdin: true, StdinOnce: true})
+		e.startContainer(id)
+		e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+		resp, err := e.rs.Attach(c, &runtimeapi.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(resp.Url)
+		exe, err := remotecommand.NewSPDYExecutor(&rest.Config{}, "POST", u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, inw := io.Pipe()
+		var stdout, stderr syncBuffer
+		got := make(chan string, 1)
+		go func() {
+			defer inw.Close()
+			time.Sleep(500 * time.Millisecond)
+			if _, err := inw.Write([]byte("echo -n hello\n")); err != nil {
+				got <- "write: " + err.Error()
+				return
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for stdout.String() != "hello" && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			got <- stdout.String()
+		}()
+		if err := exe.StreamWithContext(c, remotecommand.StreamOptions{Stdin: in, Stdout: &stdout, Stderr: &stderr}); err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		if out := <-got; out != "hello" {
+			t.Errorf("attach stdout while the stream was open: %q, want hello (output without a newline must not wait for one)", out)
+		}
+	})
+
 	t.Run("AttachTTYWebSocket", func(t *testing.T) {
 		id := e.createWith(pod, podCfg, &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "tty"},
 			Command: []string{"sh"}, Stdin: true, Tty: true})

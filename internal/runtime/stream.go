@@ -426,7 +426,7 @@ func (r *Runtime) execStream(ctx context.Context, ex *runtimeapi.ExecRequest, st
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(proc)
+	defer removeExecFiles(proc)
 	if ex.GetTty() {
 		return r.execTTY(ctx, c, proc, stdin, stdout, resize)
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -117,14 +119,32 @@ func (r Runc) State(ctx context.Context, id string) (*State, error) {
 	return &s, nil
 }
 
+// ExecPidFile is where ExecCommand has runc record the host pid of the process in
+// processJSON; the caller removes it with processJSON.
+func ExecPidFile(processJSON string) string { return strings.TrimSuffix(processJSON, ".json") + ".pid" }
+
 // ExecCommand returns the command that runs the process described in processJSON (a file)
-// inside id; the caller wires its stdio and runs it.
+// inside id; the caller wires its stdio and runs it. Cancelling ctx kills the process itself,
+// not only runc: runc exec cannot forward SIGKILL, and a process it started would otherwise
+// outlive the call (runc records the process's host pid in ExecPidFile(processJSON)).
 func (r Runc) ExecCommand(ctx context.Context, id, processJSON string, tty bool, consoleSocket string) *exec.Cmd {
-	args := []string{"exec", "--process", processJSON}
+	pidFile := ExecPidFile(processJSON)
+	args := []string{"exec", "--process", processJSON, "--pid-file", pidFile}
 	if tty {
 		args = append(args, "--tty", "--console-socket", consoleSocket)
 	}
-	return r.command(ctx, append(args, id)...)
+	cmd := r.command(ctx, append(args, id)...)
+	cmd.Cancel = func() error {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				// runc exec reaps the process and exits with its status.
+				return syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		// Not started yet: stopping runc stops the start.
+		return cmd.Process.Kill()
+	}
+	return cmd
 }
 
 // Pids lists the host pids of the container's processes.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -61,20 +62,36 @@ var defaultReadonlyPaths = []string{
 	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 }
 
-// newerCaps are capabilities an older kernel may not know; runc fails to apply unknown ones.
-var newerCaps = map[string]int{"CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40}
+// heldCaps drops the capabilities the runtime itself lacks in its bounding set: runc fails
+// with "unable to apply caps" on any of them. That covers capabilities newer than the kernel
+// (above cap_last_cap) and ones a VM or an outer container withholds (this machine's kernel
+// keeps CAP_SYS_RESOURCE from every process); containerd likewise grants a privileged
+// container the capabilities it holds, not a fixed list. allCaps is in kernel order, so a
+// capability's number is its index there; names not in it are left for runc to judge.
+func heldCaps(caps []string) []string {
+	bnd, ok := boundingSet()
+	if !ok {
+		return caps
+	}
+	return slices.DeleteFunc(caps, func(c string) bool {
+		n := slices.Index(allCaps, c)
+		return n >= 0 && bnd&(1<<uint(n)) == 0
+	})
+}
 
-// knownCaps drops the capabilities above the kernel's /proc/sys/kernel/cap_last_cap.
-func knownCaps(caps []string) []string {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+// boundingSet reads the runtime's CapBnd from /proc/self/status.
+func boundingSet() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return caps
+		return 0, false
 	}
-	var last int
-	if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &last); err != nil {
-		return caps
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n, err == nil
+		}
 	}
-	return slices.DeleteFunc(caps, func(c string) bool { n, ok := newerCaps[c]; return ok && n > last })
+	return 0, false
 }
 
 // Args resolves the process arguments from the CRI config and the image, Docker's way.
@@ -115,6 +132,11 @@ func Env(cfg *runtimeapi.ContainerConfig, img *v1.ConfigFile) []string {
 
 // Process builds the OCI process for a container or an exec in it.
 func Process(rootfs string, args, env []string, cwd string, tty bool, sc *runtimeapi.LinuxContainerSecurityContext, imageUser string) (*specs.Process, error) {
+	// A group alone would pair with the image's user, which the pod never chose; the kubelet
+	// refuses it too, and containerd answers InvalidArgument.
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return nil, fmt.Errorf("run-as group %d is set without a run-as user: %w", sc.GetRunAsGroup().GetValue(), errdefs.ErrInvalidArgument)
+	}
 	user := imageUser
 	if sc.GetRunAsUsername() != "" {
 		user = sc.GetRunAsUsername()
@@ -142,7 +164,7 @@ func Process(rootfs string, args, env []string, cwd string, tty bool, sc *runtim
 	} else {
 		caps = adjustCaps(caps, sc.GetCapabilities())
 	}
-	caps = knownCaps(caps)
+	caps = heldCaps(caps)
 	hasPath := slices.ContainsFunc(env, func(s string) bool { return strings.HasPrefix(s, "PATH=") })
 	if !hasPath {
 		env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
@@ -223,6 +245,10 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 		}
 		proc.OOMScoreAdj = &adj
 	}
+	seccomp, err := Seccomp(lsc, proc.Capabilities.Bounding)
+	if err != nil {
+		return nil, err
+	}
 	privileged := lsc.GetPrivileged()
 	s := &specs.Spec{
 		Version:     specs.Version,
@@ -234,6 +260,7 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 			CgroupsPath: in.CgroupsPath,
 			Sysctl:      in.Sandbox.GetLinux().GetSysctls(),
 			Resources:   &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: privileged, Access: "rwm"}}},
+			Seccomp:     seccomp,
 		},
 	}
 	if !privileged {
@@ -280,12 +307,23 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 				return nil, fmt.Errorf("mount source %s: %w", src, err)
 			}
 		}
+		if err := checkPropagationSource(src, m.GetPropagation()); err != nil {
+			return nil, err
+		}
 		opts := []string{"rbind"}
+		// runc makes the container's root rslave unless told otherwise: a bind copied from a
+		// slave is a slave itself, and nothing the container mounts would reach the host. A
+		// bidirectional mount needs the root rshared (runc keeps the rootfs's parent mount
+		// private, so the container's own mounts do not leak).
 		switch m.GetPropagation() {
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
 			opts = append(opts, "rshared")
+			s.Linux.RootfsPropagation = "rshared"
 		case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
 			opts = append(opts, "rslave")
+			if s.Linux.RootfsPropagation != "rshared" {
+				s.Linux.RootfsPropagation = "rslave"
+			}
 		default:
 			opts = append(opts, "rprivate")
 		}

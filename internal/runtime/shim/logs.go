@@ -1,8 +1,7 @@
 package shim
 
 import (
-	"bufio"
-	"errors"
+	"bytes"
 	"io"
 	"os"
 	"sync"
@@ -75,24 +74,40 @@ func (w *logWriter) close() {
 	}
 }
 
-// copyLines reads r until EOF, writing each line as a record of stream and handing the raw
-// bytes to tee (attached clients) if set.
+// copyLines reads r until EOF, handing the bytes to tee (attached clients) as soon as they
+// arrive and writing each line as a record of stream. Attached clients must not wait for a
+// newline: a shell prompt or `echo -n` output has none (critest's attach spec reads
+// "hello" from `echo -n hello`). Lines longer than maxLogLine become partial (P) records; an
+// unterminated last line is written at EOF.
 func (w *logWriter) copyLines(stream string, r io.Reader, tee func([]byte)) {
-	br := bufio.NewReaderSize(r, maxLogLine)
+	buf := make([]byte, 32<<10)
+	var pending []byte
 	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
+		n, err := r.Read(buf)
+		if n > 0 {
 			if tee != nil {
-				tee(line)
+				tee(buf[:n])
 			}
-			if line[len(line)-1] == '\n' {
-				w.write(stream, false, line[:len(line)-1])
-			} else {
-				// A full buffer or the last unterminated line.
-				w.write(stream, errors.Is(err, bufio.ErrBufferFull), line)
+			pending = append(pending, buf[:n]...)
+			for {
+				i := bytes.IndexByte(pending, '\n')
+				if i >= 0 && i <= maxLogLine {
+					w.write(stream, false, pending[:i])
+					pending = pending[i+1:]
+				} else if len(pending) >= maxLogLine {
+					w.write(stream, true, pending[:maxLogLine])
+					pending = pending[maxLogLine:]
+				} else {
+					break
+				}
 			}
+			// Keep the unterminated rest in a buffer of its own size, not the grown one.
+			pending = append([]byte(nil), pending...)
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		if err != nil {
+			if len(pending) > 0 {
+				w.write(stream, false, pending)
+			}
 			return
 		}
 	}

@@ -2,14 +2,37 @@ package testimage
 
 import "strings"
 
+// CritestPrograms are the static binaries some stand-ins need beyond busybox (hack/images
+// builds each from hack/images/<name>).
+type CritestPrograms struct {
+	// Nginx looks like nginx to critest: its name, its "master process" command line, its pid
+	// file, a welcome page on port 80.
+	Nginx []byte
+	// NoNewPrivs prints "Effective uid: N"; the image installs it setuid root.
+	NoNewPrivs []byte
+	// Ipcs lists shared memory segments (ipcs -m) and Pgrep finds processes by name; Debian's
+	// busybox-static has neither applet.
+	Ipcs, Pgrep []byte
+}
+
 // CritestImages are stand-ins, built from busybox, for the images critest
 // (sigs.k8s.io/cri-tools v1.37.0) pulls, keyed by the path and tag they have under the
-// --registry-prefix registry. critest's images are nginx, httpd and small user/tag test
-// images; these keep their names, users and ports but serve with busybox httpd.
-func CritestImages() map[string]Spec {
+// --registry-prefix registry. critest's images are nginx, httpd, nonewprivs and small
+// user/tag test images; these keep their names, users, ports and the traces critest looks
+// for (a log line, a pid file, a command line), serving with busybox httpd or prog.Nginx.
+func CritestImages(prog CritestPrograms) map[string]Spec {
 	web := func(port, page string) Spec {
 		return Spec{Cmd: []string{"sh", "-c", "mkdir -p /www && echo '" + page + "' > /www/index.html && exec httpd -f -p " + port + " -h /www"}}
 	}
+	// httpd's image logs "AH00558: httpd: Could not reliably determine the server's fully
+	// qualified domain name" at start; critest's container-log spec waits for "httpd".
+	httpd := web("80", "<html><body><h1>It works!</h1></body></html>")
+	httpd.Cmd[2] = "echo 'httpd: serving on port 80' >&2; " + httpd.Cmd[2]
+	nginx := Spec{Cmd: []string{"nginx", "-g", "daemon off;"},
+		Extra: []File{{Path: "usr/sbin", Dir: true}, {Path: "usr/sbin/nginx", Mode: 0o755, Body: prog.Nginx}}}
+	// As the upstream image: the program setuid root, run as user 1000.
+	nonewprivs := Spec{Entrypoint: []string{"/usr/local/bin/nnp"}, User: "1000",
+		Extra: []File{{Path: "usr/local", Dir: true}, {Path: "usr/local/bin", Dir: true}, {Path: "usr/local/bin/nnp", Mode: 0o4755, Body: prog.NoNewPrivs}}}
 	// Users and groups the image tests look up by name.
 	accounts := []File{
 		{Path: "etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\n" +
@@ -19,10 +42,12 @@ func CritestImages() map[string]Spec {
 	tagged := func(marker string) Spec {
 		return Spec{Cmd: []string{"sh"}, Extra: []File{{Path: marker, Body: []byte(marker + "\n")}}}
 	}
+	busybox := Spec{Cmd: []string{"sh"}, Extra: []File{{Path: "bin/ipcs", Mode: 0o755, Body: prog.Ipcs}, {Path: "bin/pgrep", Mode: 0o755, Body: prog.Pgrep}}}
 	images := map[string]Spec{
-		"e2e-test-images/busybox:1.29-2":                              {Cmd: []string{"sh"}},
-		"e2e-test-images/nginx:1.14-2":                                web("80", "<title>Welcome to nginx!</title>"),
-		"e2e-test-images/httpd:2.4.39-4":                              web("80", "<html><body><h1>It works!</h1></body></html>"),
+		"e2e-test-images/busybox:1.29-2":                              busybox,
+		"e2e-test-images/nginx:1.14-2":                                nginx,
+		"e2e-test-images/httpd:2.4.39-4":                              httpd,
+		"e2e-test-images/nonewprivs:1.3":                              nonewprivs,
 		"k8s-staging-cri-tools/hostnet-nginx-amd64:latest":            web("12003", "<title>Welcome to nginx!</title>"),
 		"k8s-staging-cri-tools/test-image-user-uid:latest":            {Cmd: []string{"sh"}, User: "1002", Extra: accounts},
 		"k8s-staging-cri-tools/test-image-user-username:latest":       {Cmd: []string{"sh"}, User: "www-data", Extra: accounts},

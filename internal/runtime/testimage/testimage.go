@@ -31,6 +31,7 @@ type File struct {
 	Mode     int64
 	Body     []byte
 	Link     string // symlink target, if set
+	HardLink string // path (in the layer) this entry is a hard link to, if set
 	Dir      bool
 	UID, GID int
 }
@@ -40,6 +41,7 @@ func Layer(files []File) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mtime := time.Unix(1700000000, 0)
+	written := map[string]*tar.Header{}
 	for _, f := range files {
 		h := &tar.Header{Name: strings.TrimPrefix(f.Path, "/"), Mode: f.Mode, Uid: f.UID, Gid: f.GID, ModTime: mtime}
 		switch {
@@ -48,6 +50,13 @@ func Layer(files []File) (v1.Layer, error) {
 			if h.Mode == 0 {
 				h.Mode = 0o755
 			}
+		case f.HardLink != "":
+			// A link shares its target's inode: same mode and owner (unpackers chmod it).
+			t, ok := written[strings.TrimPrefix(f.HardLink, "/")]
+			if !ok {
+				return nil, fmt.Errorf("hard link %s to %s, which comes earlier in no layer entry", f.Path, f.HardLink)
+			}
+			h.Typeflag, h.Linkname, h.Mode, h.Uid, h.Gid = tar.TypeLink, t.Name, t.Mode, t.Uid, t.Gid
 		case f.Link != "":
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, f.Link, 0o777
 		default:
@@ -59,6 +68,7 @@ func Layer(files []File) (v1.Layer, error) {
 		if err := tw.WriteHeader(h); err != nil {
 			return nil, err
 		}
+		written[h.Name] = h
 		if _, err := tw.Write(f.Body); err != nil {
 			return nil, err
 		}
@@ -70,7 +80,7 @@ func Layer(files []File) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 }
 
-// BusyboxLayer is the base layer: busybox, its applets as symlinks, /etc/passwd with root,
+// BusyboxLayer is the base layer: busybox, its applets as hard links to it, /etc/passwd with root,
 // nobody and user 1000 ("user"), and the usual empty directories.
 func BusyboxLayer() (v1.Layer, error) {
 	bin, err := os.ReadFile(BusyboxPath)
@@ -96,7 +106,9 @@ func BusyboxLayer() (v1.Layer, error) {
 		if a == "busybox" || strings.ContainsAny(a, "[/") {
 			continue
 		}
-		files = append(files, File{Path: "bin/" + a, Link: "busybox"})
+		// Hard links, as in the busybox images on Docker Hub: masking one applet (runc binds
+		// /dev/null over the path) must not mask the busybox binary a symlink points to.
+		files = append(files, File{Path: "bin/" + a, HardLink: "bin/busybox"})
 	}
 	return Layer(files)
 }
