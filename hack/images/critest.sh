@@ -68,15 +68,19 @@ go run ./hack/images -registry "127.0.0.1:$port" -set critest >/dev/null
 
 # critest v1.37.0 pulls "$prefix/<path>" under --registry-prefix but then creates containers
 # from the unprefixed names, so instead of the prefix the runtime mirrors critest's
-# registries to the loopback one: names, tags and pulls are then exactly critest's.
+# registries to the loopback one: names, tags and pulls are then exactly critest's. No
+# fallback: an image the loopback registry lacks fails instead of reaching off the machine.
 cat >"$work/registries.yaml" <<CFG
 mirrors:
   registry.k8s.io:
     endpoints: ["http://127.0.0.1:$port"]
+    noFallback: true
   gcr.io:
     endpoints: ["http://127.0.0.1:$port"]
+    noFallback: true
   k8s.gcr.io:
     endpoints: ["http://127.0.0.1:$port"]
+    noFallback: true
 CFG
 sock="$work/cri.sock"
 "$NANOKUBE_BIN" runtime --root "$work/root" --socket "$sock" --cni-bridge "$bridge" --registry-config "$work/registries.yaml" \

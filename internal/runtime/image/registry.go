@@ -18,6 +18,7 @@ import (
 //	mirrors:
 //	  docker.io:
 //	    endpoints: ["http://127.0.0.1:5000"]
+//	    noFallback: true   # never the registry itself (air-gapped nodes, tests)
 //	hosts:
 //	  "127.0.0.1:5000":
 //	    plainHTTP: true
@@ -32,6 +33,9 @@ type RegistryConfig struct {
 // Mirror lists endpoints ("http://host:port" or "host:port", https unless said) for a registry.
 type Mirror struct {
 	Endpoints []string `json:"endpoints"`
+	// NoFallback keeps pulls to the mirrors: the registry itself is never asked, so a
+	// reference the mirrors lack fails instead of reaching out (air-gapped nodes, tests).
+	NoFallback bool `json:"noFallback,omitempty"`
 }
 
 // HostConfig holds settings for one registry host.
@@ -91,6 +95,9 @@ func (c RegistryConfig) endpoints(ref name.Reference, reqAuth authn.Authenticato
 			return nil, fmt.Errorf("mirror %q for %s: %w", ep, regKey, err)
 		}
 		out = append(out, endpoint{ref: mref, transport: c.transport(hc), auth: hc.authenticator(nil)})
+	}
+	if m.NoFallback && len(out) > 0 {
+		return out, nil
 	}
 	hc := c.Hosts[regKey]
 	self := ref

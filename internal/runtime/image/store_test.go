@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"github.com/google/go-containerregistry/pkg/name"
 	"os"
 	"path/filepath"
 	"sync"
@@ -175,6 +176,25 @@ func TestMirror(t *testing.T) {
 	if got.RepoTags[0] != "docker.io/library/busybox:mirror" {
 		t.Errorf("tags %v", got.RepoTags)
 	}
+
+	// With noFallback a reference the mirror lacks fails without asking docker.io.
+	cfg := RegistryConfig{Mirrors: map[string]Mirror{"docker.io": {Endpoints: []string{"http://" + reg}, NoFallback: true}}}
+	eps, err := cfg.endpoints(mustParse(t, "busybox:absent"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps) != 1 || eps[0].ref.Context().RegistryStr() != reg {
+		t.Fatalf("endpoints with noFallback = %d, want the mirror only", len(eps))
+	}
+}
+
+func mustParse(t *testing.T, ref string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestImportDockerArchive(t *testing.T) {
