@@ -37,6 +37,9 @@ type containerdNode struct {
 	sock     string
 	runcRoot string
 	proc     *nodeProcess
+	// proxy is `nanokube proxy`: with it pods reach Services (the kubernetes Service
+	// included), as beside any kubelet.
+	proxy *nodeProcess
 	// kubepods records which controllers had a /kubepods cgroup before the node started:
 	// `nanokube kubelet` has no --cgroup-root, so its pods go under /kubepods, and cleanup
 	// may remove that cgroup only where this run made it.
@@ -101,6 +104,10 @@ func startContainerdNode(busybox v1.Image) error {
 	if err := writeKubeletCert(); err != nil {
 		return err
 	}
+	if c.proxy, err = startNodeProcess("proxy", "node-proxy.log", cluster.bin, "proxy",
+		"--kubeconfig", node.kubeconfig, "--node-name", nodeName, "--node-ip", nodeIP, "--cluster-cidr", "10.244.0.0/16"); err != nil {
+		return err
+	}
 	return runNodeServer()
 }
 
@@ -111,7 +118,9 @@ func (c *containerdNode) writeConfig() error {
 	}
 	// containerd writes the node's CNI config from this template when the kubelet hands it
 	// the pod CIDR (UpdateRuntimeConfig). Loopback needs no entry: containerd adds the
-	// loopback plugin from bin_dir to every pod itself.
+	// loopback plugin from bin_dir to every pod itself. Pods get a default route to the
+	// bridge, as nanokube's runtime gives them, so Service IPs (10.96.0.1) are reachable;
+	// the node's namespace has no route out, so nothing leaves the test's namespaces.
 	template := fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": %q,
@@ -125,7 +134,7 @@ func (c *containerdNode) writeConfig() error {
         "type": "host-local",
         "dataDir": %q,
         "ranges": [{{range $i, $r := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$r}}"}]{{end}}],
-        "routes": [{{range $i, $r := .Routes}}{{if $i}}, {{end}}{"dst": "{{$r}}"}{{end}}]
+        "routes": [{"dst": "0.0.0.0/0"}]
       }
     },
     {"type": "portmap", "capabilities": {"portMappings": true}}
@@ -246,6 +255,9 @@ func stopContainerdNode() {
 	if c == nil {
 		node.server.Stop(false)
 		return
+	}
+	if c.proxy != nil {
+		c.proxy.Stop(false)
 	}
 	var podUIDs []string
 	if c.proc != nil {

@@ -60,7 +60,8 @@ spec:
 	}
 	_, errOut, err := list(ns)
 	if err == nil || !strings.Contains(errOut, `pods is forbidden: User "`+user+`" cannot list resource "pods" in API group "" in the namespace "`+ns+`"`) {
-		t.Fatalf("before any binding: err %v, stderr %q; want the Forbidden message", err, errOut)
+		routes, _, _ := nkRun(nil, "-n", ns, "exec", "client", "--", "ip", "route")
+		t.Fatalf("before any binding: err %v, stderr %q; want the Forbidden message (the pod's routes: %s)", err, errOut, routes)
 	}
 
 	nk(t, "-n", ns, "create", "rolebinding", "lister-view", "--clusterrole=view", "--serviceaccount="+ns+":lister")
