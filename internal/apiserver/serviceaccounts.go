@@ -239,18 +239,15 @@ func (s *Server) authenticateServiceAccount(ctx context.Context, token string, a
 	if sa := saObj.(*corev1.ServiceAccount); sa.DeletionTimestamp != nil || (k.ServiceAccount.UID != "" && string(sa.UID) != k.ServiceAccount.UID) {
 		return pki.UserInfo{}, nil, fmt.Errorf("service account %s/%s has been deleted", k.Namespace, k.ServiceAccount.Name)
 	}
-	bound := []struct {
+	type boundObject struct {
 		ref       *satoken.Ref
 		gvr       schema.GroupVersionResource
 		namespace string
-	}{{k.Pod, podsGVR, k.Namespace}, {k.Secret, secretsGVR, k.Namespace}}
+	}
+	bound := []boundObject{{k.Pod, podsGVR, k.Namespace}, {k.Secret, secretsGVR, k.Namespace}}
 	if k.Pod == nil {
 		// A node reference beside a pod only records where the pod ran; alone it binds.
-		bound = append(bound, struct {
-			ref       *satoken.Ref
-			gvr       schema.GroupVersionResource
-			namespace string
-		}{k.Node, nodesGVR, ""})
+		bound = append(bound, boundObject{k.Node, nodesGVR, ""})
 	}
 	for _, b := range bound {
 		if b.ref == nil {
