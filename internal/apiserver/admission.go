@@ -61,10 +61,7 @@ func (s *Server) admitPriority(ctx context.Context, pod *corev1.Pod) error {
 	}
 	var pc *schedulingv1.PriorityClass
 	if name := pod.Spec.PriorityClassName; name != "" {
-		obj, err := pcs.cacheGet(ctx, pcs.key("", name), 0)
-		if errors.Is(err, storage.ErrNotFound) {
-			obj, err = pcs.get(ctx, pcs.key("", name), 0)
-		}
+		obj, err := pcs.lookup(ctx, pcs.key("", name))
 		if errors.Is(err, storage.ErrNotFound) {
 			return apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, fmt.Errorf("no PriorityClass with name %s was found", name))
 		}

@@ -114,10 +114,7 @@ func podSecurityVerdict(ctx context.Context, p psaapi.Policy, podMeta *metav1.Ob
 // fall back to the strictest reading, as the library decides.
 func (s *Server) namespacePodSecurity(ctx context.Context, namespace string) (psaapi.Policy, error) {
 	nsStore := s.resources[schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}]
-	obj, err := nsStore.cacheGet(ctx, nsStore.key("", namespace), 0)
-	if errors.Is(err, storage.ErrNotFound) {
-		obj, err = nsStore.get(ctx, nsStore.key("", namespace), 0)
-	}
+	obj, err := nsStore.lookup(ctx, nsStore.key("", namespace))
 	if errors.Is(err, storage.ErrNotFound) {
 		return defaultPodSecurityPolicy, nil // NamespaceLifecycle refuses the request
 	}

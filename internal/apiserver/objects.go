@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -95,6 +96,16 @@ func copyResourceVersion(dst, src runtime.Object) {
 	d, _ := meta.Accessor(dst)
 	s, _ := meta.Accessor(src)
 	d.SetResourceVersion(s.GetResourceVersion())
+}
+
+// lookup reads the object at key from the watch cache, and from etcd when the cache has not
+// seen it (it may lag a write that just happened), as admission's existence checks need.
+func (rs *resourceStore) lookup(ctx context.Context, key string) (runtime.Object, error) {
+	obj, err := rs.cacheGet(ctx, key, 0)
+	if errors.Is(err, storage.ErrNotFound) {
+		obj, err = rs.get(ctx, key, 0)
+	}
+	return obj, err
 }
 
 // currentForUpdate returns a private copy of the object at key: from the watch cache when

@@ -603,10 +603,7 @@ func (s *Server) checkNamespace(ctx context.Context, rs *resourceStore, ns, name
 		return nil
 	}
 	nsStore := s.resources[schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}]
-	obj, err := nsStore.cacheGet(ctx, nsStore.key("", ns), 0)
-	if errors.Is(err, storage.ErrNotFound) {
-		obj, err = nsStore.get(ctx, nsStore.key("", ns), 0) // the cache may lag a new namespace
-	}
+	obj, err := nsStore.lookup(ctx, nsStore.key("", ns))
 	if errors.Is(err, storage.ErrNotFound) {
 		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
 	}

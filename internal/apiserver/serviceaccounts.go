@@ -23,7 +23,6 @@ import (
 
 	"github.com/nanokube/nanokube/internal/apiserver/satoken"
 	"github.com/nanokube/nanokube/internal/pki"
-	"github.com/nanokube/nanokube/internal/storage"
 )
 
 // Service-account tokens, as kube-apiserver issues and checks them: the TokenRequest
@@ -213,12 +212,7 @@ func (s *Server) lookup(ctx context.Context, gvr schema.GroupVersionResource, na
 	if rs == nil {
 		return nil, fmt.Errorf("%s are not served", gvr.Resource)
 	}
-	key := rs.key(namespace, name)
-	obj, err := rs.cacheGet(ctx, key, 0)
-	if errors.Is(err, storage.ErrNotFound) {
-		obj, err = rs.get(ctx, key, 0)
-	}
-	return obj, err
+	return rs.lookup(ctx, rs.key(namespace, name))
 }
 
 // authenticateServiceAccount returns the user of a service-account token valid for one of
