@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -50,12 +51,14 @@ func StartRegistry(t testing.TB, htpasswd string) string {
 	cmd := exec.Command(RegistryBinary, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	release, err := startOnPinnedThread(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		release()
 		logf.Close()
 	})
 	deadline := time.Now().Add(10 * time.Second)
@@ -71,4 +74,24 @@ func StartRegistry(t testing.TB, htpasswd string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startOnPinnedThread starts cmd from an OS thread that lives until release is called.
+// Pdeathsig fires when the forking thread ends, not the process, and Go retires any thread a
+// goroutine leaves locked — the runtime's namespace code does so on purpose — so a child forked
+// from an arbitrary thread could be killed in the middle of a test.
+func startOnPinnedThread(cmd *exec.Cmd) (release func(), err error) {
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		started <- cmd.Start()
+		<-done
+	}()
+	if err := <-started; err != nil {
+		close(done)
+		return nil, err
+	}
+	return func() { close(done) }, nil
 }
