@@ -7,19 +7,36 @@ import (
 	"sigs.k8s.io/knftables"
 )
 
-// backend applies transactions to the proxy's table. The Proxier owns the only one.
+// tables gives access to the proxy's nftables tables (family ip).
+type tables interface {
+	// table returns the backend that writes the named table.
+	table(name string) backend
+	// list returns the chains and sets of the tables whose names want accepts, in one pass
+	// over the family. A missing table, or one without chains, may be left out.
+	list(ctx context.Context, want func(table string) bool) (map[string]tableObjects, error)
+}
+
+// tableObjects names the chains and sets of one table.
+type tableObjects struct {
+	chains, sets []string
+}
+
+// backend applies transactions to one table.
 type backend interface {
 	// Run applies tx atomically: all of it or, with an error, none of it.
 	Run(ctx context.Context, tx *transaction) error
 	// Check reports whether the kernel would accept tx, changing nothing.
 	Check(ctx context.Context, tx *transaction) error
-	// List returns the names of the table's chains and sets; a missing table has none.
-	List(ctx context.Context) (chains, sets []string, err error)
+	// Prepare does ahead of Run the work of running tx that needs no kernel (encoding), so
+	// that it can overlap the kernel's work on another transaction. Errors surface in Run.
+	Prepare(tx *transaction)
 }
 
-// transaction is a list of operations on the proxy's table, in the order they apply.
+// transaction is a list of operations on one of the proxy's tables, in the order they apply.
 type transaction struct {
 	ops []txOp
+	// batch is the netlink batch of ops (commit included) once a netlinkBackend prepared it.
+	batch []byte
 }
 
 type verb uint8
@@ -127,20 +144,49 @@ func (b knftBackend) Run(ctx context.Context, tx *transaction) error {
 	return b.nft.Run(ctx, b.translate(tx))
 }
 
+func (knftBackend) Prepare(*transaction) {}
+
 func (b knftBackend) Check(ctx context.Context, tx *transaction) error {
 	return b.nft.Check(ctx, b.translate(tx))
 }
 
-func (b knftBackend) List(ctx context.Context) (chains, sets []string, err error) {
-	chains, err = b.nft.List(ctx, "chains")
-	if err != nil && !knftables.IsNotFound(err) {
-		return nil, nil, err
+// knftTables is a set of knftables interfaces, one per table, made by open on first use.
+type knftTables struct {
+	open   func(table string) knftables.Interface
+	opened map[string]knftables.Interface
+}
+
+func (t *knftTables) table(name string) backend {
+	if t.opened == nil {
+		t.opened = map[string]knftables.Interface{}
 	}
-	sets, err = b.nft.List(ctx, "sets")
-	if err != nil && !knftables.IsNotFound(err) {
-		return nil, nil, err
+	nft, ok := t.opened[name]
+	if !ok {
+		nft = t.open(name)
+		t.opened[name] = nft
 	}
-	return chains, sets, nil
+	return knftBackend{nft: nft}
+}
+
+func (t *knftTables) list(ctx context.Context, want func(string) bool) (map[string]tableObjects, error) {
+	out := map[string]tableObjects{}
+	for name, nft := range t.opened {
+		if !want(name) {
+			continue
+		}
+		chains, err := nft.List(ctx, "chains")
+		if err != nil && !knftables.IsNotFound(err) {
+			return nil, err
+		}
+		sets, err := nft.List(ctx, "sets")
+		if err != nil && !knftables.IsNotFound(err) {
+			return nil, err
+		}
+		if len(chains) > 0 || len(sets) > 0 {
+			out[name] = tableObjects{chains: chains, sets: sets}
+		}
+	}
+	return out, nil
 }
 
 func (b knftBackend) translate(tx *transaction) *knftables.Transaction {

@@ -13,6 +13,9 @@ const (
 	DefaultTableName       = "nanokube-proxy"
 	DefaultSyncPeriod      = time.Minute
 	DefaultMinSyncInterval = 10 * time.Millisecond
+	// DefaultServicesPerTable keeps a commit that changes one Service at about 5 ms of
+	// kernel time (kernel 6.18; see doc.go).
+	DefaultServicesPerTable = 1000
 )
 
 // Config is what a Proxier needs to know about its node.
@@ -21,6 +24,11 @@ type Config struct {
 	// keys (serviceKey) of the Services it wrote: kube-proxy's network-programming latency
 	// is measured from it.
 	Programmed func(services []string)
+	// Synced, if set, is called after each sync that wrote to the kernel, with whether it
+	// rewrote every table and how long it took from its start to its last commit (kube-proxy's
+	// sync_full_proxy_rules_duration and sync_partial_proxy_rules_duration). An incremental
+	// sync reports once per table it changed.
+	Synced func(full bool, elapsed time.Duration)
 	// NodeName selects the endpoints that count as local for the Local traffic policies.
 	NodeName string
 	// NodeIPs are the IPv4 addresses NodePorts answer on; empty means every local address
@@ -30,7 +38,13 @@ type Config struct {
 	// Empty: only hairpin and NodePort traffic is masqueraded.
 	ClusterCIDR string
 	// TableName is the nftables table (family ip) the proxy owns; default "nanokube-proxy".
+	// With more Services than ServicesPerTable it also owns TableName-1, TableName-2, ...
 	TableName string
+	// ServicesPerTable is how many Services a table holds at most before they are spread over
+	// twice as many tables (up to 64); default 1000. The kernel revalidates a whole table on
+	// a commit that changes a Service's rules, so smaller tables make changes faster, while
+	// each table's base chains add a few lookups to every new connection.
+	ServicesPerTable int
 	// SyncPeriod is the interval of full rewrites, the safety net against drift; default 1m.
 	SyncPeriod time.Duration
 	// MinSyncInterval is the least time between two syncs, which coalesces bursts of
@@ -66,6 +80,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.TableName == "" {
 		cfg.TableName = DefaultTableName
+	}
+	if cfg.ServicesPerTable <= 0 {
+		cfg.ServicesPerTable = DefaultServicesPerTable
 	}
 	if cfg.SyncPeriod <= 0 {
 		cfg.SyncPeriod = DefaultSyncPeriod

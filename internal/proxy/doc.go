@@ -1,7 +1,9 @@
 // Package proxy is nanokube's service proxy: kube-proxy's nftables mode, smaller.
 //
-// It watches Services and EndpointSlices (discovery/v1) and keeps one nftables table (family
-// ip, "nanokube-proxy" by default) in step with them:
+// It watches Services and EndpointSlices (discovery/v1) and keeps nftables tables (family ip,
+// "nanokube-proxy" by default) in step with them. Each table is laid out as below and holds
+// the Services whose key hashes to it; there is one table per 1,000 Services
+// (Config.ServicesPerTable), rounded up to a power of two (see shard.go and "What limits it"):
 //
 //	nat-prerouting / nat-output ─► services ─► @service-ips       (ClusterIP . proto . port)
 //	                                        └► @service-nodeports (proto . port, on node IPs)
@@ -19,11 +21,11 @@
 // which policy applies); the renderer turns that model into a fragment (chains, map
 // elements, affinity sets, the endpoints it DNATs to) that belongs to the Service alone; and
 // the Proxier diffs each changed Service's fragment against the one it last applied and
-// sends only the difference in one transaction. The whole table is rewritten only at start,
-// on the SyncPeriod safety-net resync, and after a failed transaction; a failing full
-// rewrite is bisected with checks (transactions the kernel validates and discards) so that
-// one bad Service does not keep the others from being programmed. When a UDP endpoint goes
-// away, the conntrack entries of its flows are deleted, as kube-proxy does.
+// sends only the difference, one transaction per table it touches. The tables are rewritten
+// only at start, on the SyncPeriod safety-net resync, and after a failed transaction; a
+// failing full rewrite is bisected with checks (transactions the kernel validates and
+// discards) so that one bad Service does not keep the others from being programmed. When a
+// UDP endpoint goes away, the conntrack entries of its flows are deleted, as kube-proxy does.
 //
 // Transactions go to the kernel over netlink, one nfnetlink batch each (netlink.go): no
 // `nft` process, no ruleset cache to load, no per-message acks. Every rule is built once in
@@ -44,26 +46,32 @@
 // iptables mode does.
 //
 // Measured by bench/proxy (10 endpoints per Service, into a network namespace, kernel 6.18,
-// 2 cores shared with other engineers' work at load average 13 to 15, so wall-clock times
-// are inflated and noisy; CPU is the process's user and system time; docs/performance.md):
+// 2 cores; docs/performance.md has the latest run):
 //
-//	                                  full sync   full sync           endpoint change,
-//	                                  1,000 svc   10,000 svc          10,000 svc p50 / p99
-//	nft -f, 11 chains/svc (before)    4.92 s      56.92 s             over 10 s
-//	netlink, 1 chain/svc (now)        0.45 s      7.76 s (CPU 3.7 s)  140 ms / 351 ms
+//	                                    full sync   full sync    endpoint change,
+//	                                    1,000 svc   10,000 svc   10,000 svc p50 / p99
+//	nft -f, 11 chains/svc (first)       4.92 s      56.92 s      over 10 s
+//	netlink, one table                  0.25 s      2.16 s       47 ms / 81 ms
+//	netlink, 1,000 Services per table   0.18 s      1.39 s       15 ms / 26 ms
 //
-// What limits it now. A full sync of 10,000 Services is 220,000 operations (about 45 MB);
-// the syncing thread spends 1.4 s in user space (render, diff, encode) and 1.6 s in the
-// kernel. An endpoint change is 13 operations and 0.4 ms of user time, yet the kernel
-// spends about 63 ms on its commit at 10,000 Services (5 ms at 1,000): a commit that adds a
-// rule with a nat or verdict expression, or a goto element, revalidates the whole table
-// from its base chains (nft_table_validate), twice over the services graph (from
-// nat-prerouting and nat-output), so its cost is proportional to the rules of all Services.
-// Per-chain validation was proposed upstream ("nf_tables: add infrastructure for chain
-// validation on updates", 2025) but the 6.18 kernel here still validates whole tables;
-// sharding Services over several tables would divide the cost.
+// Why several tables. A commit that adds a rule with a nat or verdict expression, or a goto
+// element, makes the kernel revalidate the whole table from its base chains
+// (nft_table_validate), twice over the services graph (from nat-prerouting and nat-output):
+// an endpoint change is 13 operations and 0.4 ms of user time, yet its commit cost about
+// 63 ms of kernel time in a table of 10,000 Services (5 ms at 1,000). Validation is per
+// table, so spreading the Services over tables divides it. (Per-chain validation was
+// proposed upstream in 2025; the 6.18 kernel here still validates whole tables.) The price
+// is paid per new connection, which passes every table's base chains, each a few map
+// lookups; conntrack keeps later packets away from the nat chains. A Service's table is a
+// hash of its key modulo the number of tables; the number changes only in a full sync and
+// by powers of two, so a Service that moves goes to a table written before the one it
+// leaves (tables are written last to first) and is never missing.
 //
-// Contracts: New probes nftables over netlink (listing the table) but changes nothing; Run
+// What limits a full sync now: 220,000 operations (about 45 MB) for 10,000 Services, about
+// 0.5 s of rendering, diffing and encoding and 0.7 s of kernel work. One goroutine prepares
+// the next table's transaction while the kernel commits the last.
+//
+// Contracts: New probes nftables over netlink (listing the family's chains) but changes nothing; Run
 // blocks until its context ends and returns nil then (or an error if the informers never
 // sync); Ready is closed once the informers have synced and the first full sync has been
 // applied. Cached API objects are never mutated. NodePorts are not served on 127.0.0.1, as

@@ -41,6 +41,11 @@ func (b *netlinkBackend) Run(ctx context.Context, tx *transaction) error {
 	return b.send(tx, true)
 }
 
+// Prepare encodes tx now; an error is left for Run to find again and report.
+func (b *netlinkBackend) Prepare(tx *transaction) {
+	tx.batch, _ = b.encode(tx, firstSeq, true)
+}
+
 func (b *netlinkBackend) Check(ctx context.Context, tx *transaction) error {
 	return b.send(tx, false)
 }
@@ -57,10 +62,20 @@ func (b *netlinkBackend) nsFd() (int, error) {
 	return fd, nil
 }
 
-func (b *netlinkBackend) List(ctx context.Context) (chains, sets []string, err error) {
+// netlinkTables opens netlink backends on the tables of one network namespace.
+type netlinkTables struct {
+	netns string // path of the network namespace; "" for the process's own
+}
+
+func (t netlinkTables) table(name string) backend { return newNetlinkBackend(name, t.netns) }
+
+// list dumps the chains of the family once (the kernel cannot filter a chain dump by table)
+// and the sets of each wanted table that has chains.
+func (t netlinkTables) list(ctx context.Context, want func(string) bool) (map[string]tableObjects, error) {
+	b := newNetlinkBackend("", t.netns)
 	fd, err := b.nsFd()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var opts []nftables.ConnOption
 	if fd >= 0 {
@@ -69,28 +84,31 @@ func (b *netlinkBackend) List(ctx context.Context) (chains, sets []string, err e
 	}
 	c, err := nftables.New(opts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	all, err := c.ListChainsOfTableFamily(b.family)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing chains: %w", err)
+		return nil, fmt.Errorf("listing chains: %w", err)
 	}
+	out := map[string]tableObjects{}
 	for _, ch := range all {
-		if ch.Table != nil && ch.Table.Name == b.table {
-			chains = append(chains, ch.Name)
+		if ch.Table != nil && want(ch.Table.Name) {
+			o := out[ch.Table.Name]
+			o.chains = append(o.chains, ch.Name)
+			out[ch.Table.Name] = o
 		}
 	}
-	if len(chains) == 0 {
-		return nil, nil, nil // no table, or one without chains: the proxy made neither
+	for name, o := range out {
+		ss, err := c.GetSets(&nftables.Table{Name: name, Family: b.family})
+		if err != nil {
+			return nil, fmt.Errorf("listing sets of table %s: %w", name, err)
+		}
+		for _, s := range ss {
+			o.sets = append(o.sets, s.Name)
+		}
+		out[name] = o
 	}
-	ss, err := c.GetSets(&nftables.Table{Name: b.table, Family: b.family})
-	if err != nil {
-		return nil, nil, fmt.Errorf("listing sets: %w", err)
-	}
-	for _, s := range ss {
-		sets = append(sets, s.Name)
-	}
-	return chains, sets, nil
+	return out, nil
 }
 
 // encode turns tx into one nfnetlink batch in wire format, the message of operation i
@@ -353,6 +371,10 @@ func nftHook(bc *baseChain) nftables.ChainHook {
 	}
 }
 
+// firstSeq is the sequence number of a batch's first operation: the batch begin is 1, and the
+// barrier comes after the batch end.
+const firstSeq = 2
+
 // batchError is the kernel's answer to one message of a batch.
 type batchError struct {
 	op  int // index in the transaction, -1 if unknown
@@ -364,12 +386,14 @@ func (b *netlinkBackend) send(tx *transaction, commit bool) error {
 	if len(tx.ops) == 0 {
 		return nil
 	}
-	const first = 2 // batch begin is 1, the barrier comes after the batch end
-	batch, err := b.encode(tx, first, commit)
-	if err != nil {
-		return fmt.Errorf("encoding nftables transaction: %w", err)
+	batch := tx.batch
+	if !commit || batch == nil {
+		var err error
+		if batch, err = b.encode(tx, firstSeq, commit); err != nil {
+			return fmt.Errorf("encoding nftables transaction: %w", err)
+		}
 	}
-	barrier := uint32(first + len(tx.ops) + 1)
+	barrier := uint32(firstSeq + len(tx.ops) + 1)
 	fd, err := b.nsFd()
 	if err != nil {
 		return err
@@ -426,8 +450,8 @@ func (b *netlinkBackend) send(tx *transaction, commit bool) error {
 			var oe *netlink.OpError
 			if errors.As(err, &oe) && oe.Sequence != barrier {
 				op := -1
-				if oe.Sequence >= first && oe.Sequence < barrier-1 {
-					op = int(oe.Sequence - first)
+				if oe.Sequence >= firstSeq && oe.Sequence < barrier-1 {
+					op = int(oe.Sequence - firstSeq)
 				}
 				errs = append(errs, batchError{op: op, err: oe.Err})
 				continue

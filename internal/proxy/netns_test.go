@@ -220,7 +220,15 @@ func eventually(t *testing.T, what string, cond func() error) {
 	}
 }
 
+// TestProxyInNetns runs the Services through the kernel twice: in one table, and spread
+// over eight (one Service each at most), where every table's base chains see every packet.
 func TestProxyInNetns(t *testing.T) {
+	for _, perTable := range []int{0, 1} {
+		t.Run(fmt.Sprintf("servicesPerTable=%d", perTable), func(t *testing.T) { testProxyInNetns(t, perTable) })
+	}
+}
+
+func testProxyInNetns(t *testing.T, servicesPerTable int) {
 	n := newTestNode(t, map[string]string{"pod1": pod1IP, "pod2": pod2IP})
 	serve(t, n.pods["pod1"], "pod1")
 	serve(t, n.pods["pod2"], "pod2")
@@ -242,7 +250,8 @@ func TestProxyInNetns(t *testing.T) {
 		slice("default", "self", "self-1", tcp, ep(pod1IP, onNode("node"))),
 	)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	p, err := New(Config{NodeName: "node", NodeIPs: []string{nodeIP}, ClusterCIDR: podCIDR, NetworkNamespace: n.node, Log: log}, client, nil)
+	p, err := New(Config{NodeName: "node", NodeIPs: []string{nodeIP}, ClusterCIDR: podCIDR, NetworkNamespace: n.node,
+		ServicesPerTable: servicesPerTable, Log: log}, client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +446,7 @@ func TestNetlinkMatchesText(t *testing.T) {
 	wireNS := newNetns(t, "wire")
 	cfg := testConfig()
 	cfg.NetworkNamespace = wireNS
-	p := newProxier(cfg, nil, nil, newNetlinkBackend(cfg.TableName, wireNS))
+	p := newProxier(cfg, nil, nil, netlinkTables{netns: wireNS})
 	w.attach(p)
 	if err := p.sync(ctx); err != nil {
 		t.Fatal(err)
@@ -480,7 +489,8 @@ func TestNetlinkMatchesText(t *testing.T) {
 func TestNetlinkBackendIsAtomic(t *testing.T) {
 	requireNetns(t)
 	ns := newNetns(t, "atomic")
-	b := newNetlinkBackend("atomic", ns)
+	nt := netlinkTables{netns: ns}
+	b := nt.table("atomic")
 	ctx := context.Background()
 	tx := func(target string) *transaction {
 		tx := &transaction{}
@@ -491,11 +501,11 @@ func TestNetlinkBackendIsAtomic(t *testing.T) {
 		return tx
 	}
 	tables := func() []string {
-		chains, sets, err := b.List(ctx)
+		all, err := nt.list(ctx, func(name string) bool { return name == "atomic" })
 		if err != nil {
 			t.Fatal(err)
 		}
-		return append(chains, sets...)
+		return append(all["atomic"].chains, all["atomic"].sets...)
 	}
 
 	err := b.Run(ctx, tx("missing"))

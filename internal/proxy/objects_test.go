@@ -208,12 +208,20 @@ func testConfig() Config {
 	return cfg
 }
 
-// newTestProxier returns a Proxier over a recording fake and w's caches, with its events
-// going to a FakeRecorder.
+// newTestProxier returns a Proxier over recording fakes and w's caches, with its events
+// going to a FakeRecorder, and the fake of its first table.
 func newTestProxier(cfg Config, w *world) (*Proxier, *recordingNFT, *record.FakeRecorder) {
-	nft := &recordingNFT{Fake: knftables.NewFake(knftables.IPv4Family, cfg.TableName)}
 	rec := record.NewFakeRecorder(100)
-	p := newProxier(cfg, nil, rec, knftBackend{nft: nft})
+	p := newProxier(cfg, nil, rec, &knftTables{open: func(table string) knftables.Interface {
+		return &recordingNFT{Fake: knftables.NewFake(knftables.IPv4Family, table)}
+	}})
 	w.attach(p)
-	return p, nft, rec
+	return p, fakeTable(p, cfg.TableName), rec
+}
+
+// fakeTable is the recording fake of one table of a Proxier made by newTestProxier, nil if
+// the Proxier never opened it.
+func fakeTable(p *Proxier, name string) *recordingNFT {
+	nft, _ := p.nft.(*knftTables).opened[name].(*recordingNFT)
+	return nft
 }

@@ -33,13 +33,13 @@ const (
 	initialBackoff = 500 * time.Millisecond
 )
 
-// Proxier keeps one nftables table in step with the Services and EndpointSlices of a cluster.
+// Proxier keeps nftables tables in step with the Services and EndpointSlices of a cluster.
 type Proxier struct {
 	cfg      Config
 	log      *slog.Logger
 	client   kubernetes.Interface
 	recorder record.EventRecorder
-	nft      backend
+	nft      tables
 	renderer renderer
 	// conntrack deletes the conntrack entries of UDP flows that lost their endpoint; nil
 	// where there is no kernel to ask (tests over knftables' fake).
@@ -53,11 +53,8 @@ type Proxier struct {
 	kick  chan struct{}
 
 	// Owned by the sync loop.
-	applied     map[string]*fragment // what the table holds, per Service key
-	endpoints   map[string]int       // endpoint address → Services in applied that DNAT to it
-	staleChains map[string]time.Time // flushed chains awaiting deletion, since when
+	shards      []*shard // the tables, Services spread over them by shardIndex
 	needFull    bool
-	resetTable  bool     // the next full sync deletes the table first
 	quarantined []string // Service keys nftables rejected, retried after a backoff
 	backoff     time.Duration
 
@@ -72,8 +69,8 @@ func New(cfg Config, client kubernetes.Interface, recorder record.EventRecorder)
 	if err != nil {
 		return nil, err
 	}
-	nft := newNetlinkBackend(cfg.TableName, cfg.NetworkNamespace)
-	if _, _, err := nft.List(context.Background()); err != nil {
+	nft := netlinkTables{netns: cfg.NetworkNamespace}
+	if _, err := nft.list(context.Background(), func(string) bool { return false }); err != nil {
 		return nil, fmt.Errorf("proxy: nftables: %w", err)
 	}
 	p := newProxier(cfg, client, recorder, nft)
@@ -83,22 +80,21 @@ func New(cfg Config, client kubernetes.Interface, recorder record.EventRecorder)
 
 // newProxier builds a Proxier on any backend (tests pass knftables' fake); cfg must already
 // carry its defaults.
-func newProxier(cfg Config, client kubernetes.Interface, recorder record.EventRecorder, nft backend) *Proxier {
-	return &Proxier{
-		cfg:         cfg,
-		log:         cfg.Log,
-		client:      client,
-		recorder:    recorder,
-		nft:         nft,
-		renderer:    renderer{clusterCIDR: cfg.ClusterCIDR},
-		dirty:       map[string]bool{},
-		kick:        make(chan struct{}, 1),
-		applied:     map[string]*fragment{},
-		endpoints:   map[string]int{},
-		staleChains: map[string]time.Time{},
-		needFull:    true,
-		ready:       make(chan struct{}),
+func newProxier(cfg Config, client kubernetes.Interface, recorder record.EventRecorder, nft tables) *Proxier {
+	p := &Proxier{
+		cfg:      cfg,
+		log:      cfg.Log,
+		client:   client,
+		recorder: recorder,
+		nft:      nft,
+		renderer: renderer{clusterCIDR: cfg.ClusterCIDR},
+		dirty:    map[string]bool{},
+		kick:     make(chan struct{}, 1),
+		needFull: true,
+		ready:    make(chan struct{}),
 	}
+	p.resize(1)
+	return p
 }
 
 // Ready is closed once the informers have synced and the first full sync has been applied.
@@ -116,7 +112,10 @@ func (p *Proxier) Run(ctx context.Context) error {
 	p.services = svcInformer.Lister()
 	p.slices = sliceInformer.Informer().GetIndexer()
 
-	if _, err := svcInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	// The handlers' registrations, not the informers, say when the initial notifications
+	// have all been delivered: a full sync that began earlier would be followed by an
+	// incremental one of every Service notified late.
+	svcHandler, err := svcInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { p.serviceChanged(obj) },
 		UpdateFunc: func(old, cur any) {
 			o, ok1 := old.(*v1.Service)
@@ -127,26 +126,28 @@ func (p *Proxier) Run(ctx context.Context) error {
 			p.serviceChanged(cur)
 		},
 		DeleteFunc: func(obj any) { p.serviceChanged(obj) },
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
-	if _, err := sliceInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	sliceHandler, err := sliceInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.sliceChanged(obj) },
 		UpdateFunc: func(_, cur any) { p.sliceChanged(cur) },
 		DeleteFunc: func(obj any) { p.sliceChanged(obj) },
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
 
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), svcInformer.Informer().HasSynced, sliceInformer.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), svcHandler.HasSynced, sliceHandler.HasSynced) {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return errors.New("proxy: informer caches did not sync")
 	}
-	p.log.Info("caches synced; programming nftables", "table", p.cfg.TableName)
+	p.log.Info("caches synced; programming nftables", "table", p.cfg.TableName, "servicesPerTable", p.cfg.ServicesPerTable)
 	p.loop(ctx)
 	return nil
 }
@@ -231,7 +232,7 @@ func (p *Proxier) loop(ctx context.Context) {
 		default:
 			p.backoff = 0
 		}
-		if len(p.staleChains) > 0 && stale == nil {
+		if p.hasStaleChains() && stale == nil {
 			stale = time.After(staleChainDelay + 10*time.Millisecond)
 		}
 
@@ -276,34 +277,17 @@ func (p *Proxier) nextBackoff() time.Duration {
 
 // sync runs one full or incremental sync, as needFull says.
 func (p *Proxier) sync(ctx context.Context) error {
-	p.deleteStaleChains(ctx)
+	for _, sh := range p.shards {
+		sh.deleteStaleChains(ctx, p.log)
+	}
 	if p.needFull {
 		return p.fullSync(ctx)
 	}
 	return p.incrementalSync(ctx)
 }
 
-// deleteStaleChains deletes the chains flushed at least staleChainDelay ago. A failure only
-// costs a leftover empty chain, which the next full sync finds again.
-func (p *Proxier) deleteStaleChains(ctx context.Context) {
-	cutoff := time.Now().Add(-staleChainDelay)
-	tx := &transaction{}
-	var names []string
-	for name, since := range p.staleChains {
-		if since.Before(cutoff) {
-			tx.deleteChain(name)
-			names = append(names, name)
-			delete(p.staleChains, name)
-		}
-	}
-	if len(names) == 0 {
-		return
-	}
-	if err := p.nft.Run(ctx, tx); err != nil {
-		p.log.Warn("deleting stale nftables chains failed", "chains", len(names), "err", err)
-		return
-	}
-	p.log.Debug("deleted stale nftables chains", "chains", len(names))
+func (p *Proxier) hasStaleChains() bool {
+	return slices.ContainsFunc(p.shards, func(sh *shard) bool { return len(sh.staleChains) > 0 })
 }
 
 // renderKey returns the fragment of the Service key names, from the informer caches; nil
@@ -334,67 +318,78 @@ func (p *Proxier) renderKey(key string) *fragment {
 	return p.renderer.render(ports)
 }
 
-// incrementalSync sends one transaction with the difference between what the table holds
-// for each changed Service and what it should hold.
+// incrementalSync sends, to each table that holds a changed Service, one transaction with
+// the difference between what the table holds for those Services and what it should hold.
 func (p *Proxier) incrementalSync(ctx context.Context) error {
 	keys := p.takeDirty()
 	if len(keys) == 0 {
 		return nil
 	}
+	byShard := make([][]string, len(p.shards))
+	for _, key := range keys {
+		i := p.shardIndex(key)
+		byShard[i] = append(byShard[i], key)
+	}
+	var errs []error
+	for i, keys := range byShard {
+		if len(keys) == 0 {
+			continue
+		}
+		if err := p.incrementalSyncShard(ctx, p.shards[i], keys); err != nil {
+			p.needFull = true
+			p.markDirty(keys...)
+			errs = append(errs, err)
+		}
+	}
+	if n := p.appliedServices(); p.shardCount(n) != len(p.shards) {
+		p.log.Info("services outgrew the tables; spreading them anew at the next sync", "services", n, "tables", len(p.shards))
+		p.needFull = true
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Proxier) incrementalSyncShard(ctx context.Context, sh *shard, keys []string) error {
 	start := time.Now()
 	frags := make(map[string]*fragment, len(keys))
 	pl := &plan{}
 	for _, key := range keys {
 		f := p.renderKey(key)
 		frags[key] = f
-		pl.diff(p.applied[key], f)
+		pl.diff(sh.applied[key], f)
 	}
-	pl.hairpin(p.endpoints)
+	pl.hairpin(sh.endpoints)
 	if pl.size() == 0 {
 		return nil
 	}
 	tx := &transaction{}
 	pl.apply(tx)
-	if err := p.nft.Run(ctx, tx); err != nil {
-		p.needFull = true
-		p.markDirty(keys...)
-		return fmt.Errorf("incremental transaction for %d services: %w", len(keys), err)
+	if err := sh.nft.Run(ctx, tx); err != nil {
+		return fmt.Errorf("incremental transaction for %d services in table %s: %w", len(keys), sh.table, err)
 	}
 	var stale []udpFlow
 	for key, f := range frags {
-		stale = append(stale, staleUDP(p.applied[key], f)...)
+		stale = append(stale, staleUDP(sh.applied[key], f)...)
 	}
-	p.commit(frags, pl)
+	sh.commit(frags, pl)
 	p.deleteStaleUDP(stale)
 	if p.cfg.Programmed != nil {
 		p.cfg.Programmed(keys)
 	}
-	p.log.Debug("nftables synced", "mode", "incremental", "services", len(keys), "operations", tx.numOperations(), "elapsed", time.Since(start))
+	if p.cfg.Synced != nil {
+		p.cfg.Synced(false, time.Since(start))
+	}
+	p.log.Debug("nftables synced", "mode", "incremental", "table", sh.table, "services", len(keys), "operations", tx.numOperations(), "elapsed", time.Since(start))
 	return nil
 }
 
-// commit records what a successful transaction wrote.
-func (p *Proxier) commit(frags map[string]*fragment, pl *plan) {
-	for key, f := range frags {
-		if f.empty() {
-			delete(p.applied, key)
-		} else {
-			p.applied[key] = f
-		}
-	}
-	pl.commitRefs(p.endpoints)
-	for _, c := range pl.addChains {
-		delete(p.staleChains, c)
-	}
-	now := time.Now()
-	for _, c := range pl.stale {
-		p.staleChains[c] = now
-	}
-}
-
-// fullSync rewrites the whole table from the caches. If nftables rejects it, the Services at
-// fault are found by bisection with `nft --check`, reported, and left out until a retry; the
-// others are programmed.
+// fullSync rewrites every table from the caches, spreading the Services over as many tables
+// as their number asks for (see shardCount). Tables are written from the last to the first,
+// then tables beyond the new count are deleted: with counts that are powers of two, a
+// Service that moves always moves to a table written before the one it leaves, so it is
+// never missing, only briefly in two tables (the first that matches DNATs).
+//
+// One goroutine renders and encodes the next table's transaction while this one waits for
+// the kernel to commit the last: the two take about as long.
 func (p *Proxier) fullSync(ctx context.Context) error {
 	start := time.Now()
 	p.takeDirty() // everything is rendered below
@@ -403,103 +398,174 @@ func (p *Proxier) fullSync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing Services from cache: %w", err)
 	}
-	frags := make(map[string]*fragment, len(svcs))
-	keys := make([]string, 0, len(svcs))
-	objects := make(map[string]*v1.Service, len(svcs))
+	previous := len(p.shards)
+	p.resize(p.shardCount(len(svcs)))
+	existing, listed := p.listTables(ctx)
+	byShard := make([][]*v1.Service, len(p.shards))
 	for _, svc := range svcs {
-		key := serviceKey(svc.Namespace, svc.Name)
-		if f := p.renderKey(key); f != nil {
-			frags[key] = f
-			keys = append(keys, key)
-			objects[key] = svc
-		}
-	}
-	slices.Sort(keys)
-
-	// A reset table starts empty, so its listing is known without asking.
-	var chains, sets []string
-	listed := true
-	if !p.resetTable {
-		chains, sets, listed = p.listExisting(ctx)
-	}
-	build := func(keys []string) (*transaction, *plan) {
-		sub := make(map[string]*fragment, len(keys))
-		for _, k := range keys {
-			sub[k] = frags[k]
-		}
-		pl := fullPlan(sub, chains, sets, listed)
-		tx := &transaction{ops: make([]txOp, 0, 128+len(p.cfg.NodeIPs)+pl.size())}
-		writeBase(tx, p.cfg.NodeIPs, p.cfg.ClusterCIDR, p.resetTable)
-		pl.apply(tx)
-		return tx, pl
+		i := p.shardIndex(serviceKey(svc.Namespace, svc.Name))
+		byShard[i] = append(byShard[i], svc)
 	}
 
-	tx, pl := build(keys)
-	runErr := p.nft.Run(ctx, tx)
-	if runErr == nil {
-		p.finishFull(frags, keys, pl)
-		p.log.Info("nftables synced", "mode", "full", "services", len(keys), "operations", tx.numOperations(), "elapsed", time.Since(start))
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	p.log.Error("full nftables transaction failed; looking for the Services at fault", "err", runErr)
-
-	check := func(keys []string) bool {
-		tx, _ := build(keys)
-		return p.nft.Check(ctx, tx) == nil
-	}
-	if !check(nil) {
-		p.resetTable = true // the fixed part itself fails: start from an empty table next time
-		return fmt.Errorf("full transaction: %w", runErr)
-	}
-	bad := bisect(keys, check)
-	if len(bad) == 0 {
-		p.resetTable = true
-		return fmt.Errorf("full transaction (no single Service at fault): %w", runErr)
-	}
-	good := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(bad, k) })
-	tx, pl = build(good)
-	if err := p.nft.Run(ctx, tx); err != nil {
-		p.resetTable = true
-		return fmt.Errorf("full transaction without the Services at fault: %w", err)
-	}
-	p.finishFull(frags, good, pl)
-	p.quarantined = bad
-	for _, key := range bad {
-		p.log.Error("nftables rejected the rules of a Service; it is left out until a retry", "service", key, "err", runErr)
-		if p.recorder != nil && objects[key] != nil {
-			p.recorder.Eventf(objects[key], v1.EventTypeWarning, "FailedToProgramService",
-				"nanokube proxy: nftables rejected the rules of this Service: %v", runErr)
+	prepared := make(chan *tableSync, 1)
+	prepCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(prepared)
+		for i := len(p.shards) - 1; i >= 0; i-- {
+			ts := p.prepareTable(p.shards[i], byShard[i], existing[p.shards[i].table], listed)
+			select {
+			case prepared <- ts:
+			case <-prepCtx.Done():
+				return
+			}
+		}
+	}()
+	var errs []error
+	programmed := 0
+	for ts := range prepared {
+		n, err := p.applyTable(ctx, ts)
+		programmed += n
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, err)
 		}
 	}
-	p.log.Info("nftables synced", "mode", "full", "services", len(good), "leftOut", len(bad), "elapsed", time.Since(start))
+	if err := p.deleteTablesFrom(ctx, len(p.shards), previous, existing, listed); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	p.needFull = false
+	p.readyOnce.Do(func() { close(p.ready) })
+	elapsed := time.Since(start)
+	if p.cfg.Synced != nil {
+		p.cfg.Synced(true, elapsed)
+	}
+	p.log.Info("nftables synced", "mode", "full", "services", programmed, "tables", len(p.shards), "leftOut", len(p.quarantined), "elapsed", elapsed)
 	return nil
 }
 
-func (p *Proxier) finishFull(frags map[string]*fragment, keys []string, pl *plan) {
+// tableSync is the full rewrite of one table, prepared by prepareTable for applyTable.
+type tableSync struct {
+	sh      *shard
+	keys    []string // the Services with rules, sorted
+	frags   map[string]*fragment
+	objects map[string]*v1.Service
+	// build returns the transaction and plan that write the table with the given Services.
+	build func(keys []string) (*transaction, *plan)
+	tx    *transaction // build(keys), prepared for the backend
+	pl    *plan
+}
+
+// prepareTable renders the Services of one table and builds its transaction. It reads only
+// the caches and what the table held (existing, unknown with listed false), so that it can
+// run while another table is being applied.
+func (p *Proxier) prepareTable(sh *shard, svcs []*v1.Service, existing tableObjects, listed bool) *tableSync {
+	ts := &tableSync{sh: sh, frags: make(map[string]*fragment, len(svcs)), objects: make(map[string]*v1.Service, len(svcs))}
+	for _, svc := range svcs {
+		key := serviceKey(svc.Namespace, svc.Name)
+		if f := p.renderKey(key); f != nil {
+			ts.frags[key] = f
+			ts.objects[key] = svc
+			ts.keys = append(ts.keys, key)
+		}
+	}
+	slices.Sort(ts.keys)
+	chains, sets := existing.chains, existing.sets
+	reset := sh.resetTable
+	if reset {
+		// A reset table starts empty, so its listing is known without asking.
+		chains, sets, listed = nil, nil, true
+	}
+	ts.build = func(keys []string) (*transaction, *plan) {
+		sub := make(map[string]*fragment, len(keys))
+		for _, k := range keys {
+			sub[k] = ts.frags[k]
+		}
+		pl := fullPlan(sub, chains, sets, listed)
+		tx := &transaction{ops: make([]txOp, 0, 128+len(p.cfg.NodeIPs)+pl.size())}
+		writeBase(tx, p.cfg.NodeIPs, p.cfg.ClusterCIDR, reset)
+		pl.apply(tx)
+		return tx, pl
+	}
+	ts.tx, ts.pl = ts.build(ts.keys)
+	sh.nft.Prepare(ts.tx)
+	return ts
+}
+
+// applyTable writes one prepared table. If nftables rejects it, the Services at fault are
+// found by bisection with checks (transactions the kernel validates and discards),
+// reported, and left out until a retry; the others are programmed. It returns how many
+// Services it programmed.
+func (p *Proxier) applyTable(ctx context.Context, ts *tableSync) (int, error) {
+	sh := ts.sh
+	runErr := sh.nft.Run(ctx, ts.tx)
+	if runErr == nil {
+		p.finishFull(sh, ts.frags, ts.keys, ts.pl)
+		p.log.Debug("nftables table synced", "table", sh.table, "services", len(ts.keys), "operations", ts.tx.numOperations())
+		return len(ts.keys), nil
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	p.log.Error("full nftables transaction failed; looking for the Services at fault", "table", sh.table, "err", runErr)
+
+	check := func(keys []string) bool {
+		tx, _ := ts.build(keys)
+		return sh.nft.Check(ctx, tx) == nil
+	}
+	if !check(nil) {
+		sh.resetTable = true // the fixed part itself fails: start from an empty table next time
+		return 0, fmt.Errorf("full transaction for table %s: %w", sh.table, runErr)
+	}
+	bad := bisect(ts.keys, check)
+	if len(bad) == 0 {
+		sh.resetTable = true
+		return 0, fmt.Errorf("full transaction for table %s (no single Service at fault): %w", sh.table, runErr)
+	}
+	good := slices.DeleteFunc(slices.Clone(ts.keys), func(k string) bool { return slices.Contains(bad, k) })
+	tx, pl := ts.build(good)
+	if err := sh.nft.Run(ctx, tx); err != nil {
+		sh.resetTable = true
+		return 0, fmt.Errorf("full transaction for table %s without the Services at fault: %w", sh.table, err)
+	}
+	p.finishFull(sh, ts.frags, good, pl)
+	p.quarantined = append(p.quarantined, bad...)
+	for _, key := range bad {
+		p.log.Error("nftables rejected the rules of a Service; it is left out until a retry", "service", key, "err", runErr)
+		if p.recorder != nil && ts.objects[key] != nil {
+			p.recorder.Eventf(ts.objects[key], v1.EventTypeWarning, "FailedToProgramService",
+				"nanokube proxy: nftables rejected the rules of this Service: %v", runErr)
+		}
+	}
+	return len(good), nil
+}
+
+// finishFull records what a successful full transaction of sh wrote.
+func (p *Proxier) finishFull(sh *shard, frags map[string]*fragment, keys []string, pl *plan) {
 	var stale []udpFlow
-	for key, old := range p.applied {
+	for key, old := range sh.applied {
 		stale = append(stale, staleUDP(old, frags[key])...)
 	}
 	defer p.deleteStaleUDP(stale)
-	p.applied = make(map[string]*fragment, len(keys))
+	sh.applied = make(map[string]*fragment, len(keys))
 	for _, k := range keys {
-		p.applied[k] = frags[k]
+		sh.applied[k] = frags[k]
 	}
-	p.endpoints = map[string]int{}
-	pl.commitRefs(p.endpoints)
+	sh.endpoints = map[string]int{}
+	pl.commitRefs(sh.endpoints)
 	for _, c := range slices.Concat(pl.addChains, pl.newChains) {
-		delete(p.staleChains, c)
+		delete(sh.staleChains, c)
 	}
 	now := time.Now()
 	for _, c := range pl.stale {
-		p.staleChains[c] = now
+		sh.staleChains[c] = now
 	}
-	p.needFull = false
-	p.resetTable = false
-	p.readyOnce.Do(func() { close(p.ready) })
+	sh.resetTable = false
 	if p.cfg.Programmed != nil {
 		p.cfg.Programmed(keys)
 	}
@@ -514,18 +580,6 @@ func (p *Proxier) deleteStaleUDP(flows []udpFlow) {
 	if err := p.conntrack(flows); err != nil {
 		p.log.Warn("deleting conntrack entries of removed UDP endpoints failed", "flows", len(flows), "err", err)
 	}
-}
-
-// listExisting returns the chains and sets in the table; a missing table has none. ok is
-// false if either could not be listed: the error is logged, leftovers then survive until a
-// later full sync, and the caller must assume any chain may exist.
-func (p *Proxier) listExisting(ctx context.Context) (chains, sets []string, ok bool) {
-	chains, sets, err := p.nft.List(ctx)
-	if err != nil {
-		p.log.Warn("listing nftables chains and sets failed; stale ones stay until a later resync", "err", err)
-		return nil, nil, false
-	}
-	return chains, sets, true
 }
 
 // bisect returns the keys that make ok fail on their own, assuming ok(nil) holds.

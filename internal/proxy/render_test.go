@@ -228,10 +228,10 @@ func TestIncrementalSync(t *testing.T) {
 			golden(t, "incremental-"+step.name, tx)
 
 			// Stale chains are deleted a second later; do it now to compare.
-			for c := range p.staleChains {
-				p.staleChains[c] = time.Time{}
+			for c := range p.shards[0].staleChains {
+				p.shards[0].staleChains[c] = time.Time{}
 			}
-			p.deleteStaleChains(ctx)
+			p.shards[0].deleteStaleChains(ctx, p.log)
 			if got, want := sortedLines(nft.Dump()), sortedLines(fullDump(t, w)); got != want {
 				t.Errorf("after incremental sync the table differs from a full rewrite:\n--- incremental\n%s\n--- full\n%s", got, want)
 			}
@@ -259,13 +259,13 @@ func TestResyncKeepsTable(t *testing.T) {
 	if strings.Contains(tx, "delete table") {
 		t.Errorf("resync deleted the table:\n%s", tx)
 	}
-	if len(p.staleChains) == 0 {
+	if len(p.shards[0].staleChains) == 0 {
 		t.Error("resync found no stale chains of the vanished Service")
 	}
-	for c := range p.staleChains {
-		p.staleChains[c] = time.Time{}
+	for c := range p.shards[0].staleChains {
+		p.shards[0].staleChains[c] = time.Time{}
 	}
-	p.deleteStaleChains(ctx)
+	p.shards[0].deleteStaleChains(ctx, p.log)
 	if got, want := sortedLines(nft.Dump()), sortedLines(fullDump(t, w)); got != want {
 		t.Errorf("after resync the table differs from a fresh full rewrite:\n--- resync\n%s\n--- fresh\n%s", got, want)
 	}
@@ -331,8 +331,8 @@ func TestSystemicFailureResetsTable(t *testing.T) {
 	if err := p.sync(ctx); err == nil {
 		t.Fatal("sync succeeded")
 	}
-	if !p.resetTable || !p.needFull {
-		t.Errorf("resetTable=%v needFull=%v, want both", p.resetTable, p.needFull)
+	if !p.shards[0].resetTable || !p.needFull {
+		t.Errorf("resetTable=%v needFull=%v, want both", p.shards[0].resetTable, p.needFull)
 	}
 	nft.failOn = ""
 	if err := p.sync(ctx); err != nil {
