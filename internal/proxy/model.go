@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"cmp"
-	"log/slog"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -53,15 +53,16 @@ func serviceKey(namespace, name string) string { return namespace + "/" + name }
 
 // buildServicePorts returns the desired state of svc's ports, backed by the IPv4 endpoints of
 // slices (those labelled with svc's name). It returns nil for Services the proxy leaves alone:
-// headless ones, ExternalName ones and those without an IPv4 ClusterIP. It reads svc and
-// slices without modifying them.
-func buildServicePorts(svc *v1.Service, epSlices []*discovery.EndpointSlice, nodeName string, log *slog.Logger) []servicePort {
+// headless ones, ExternalName ones and those without an IPv4 ClusterIP. problems says, for
+// people, why endpoints of a slice were left out. It reads svc and slices without modifying
+// them.
+func buildServicePorts(svc *v1.Service, epSlices []*discovery.EndpointSlice, nodeName string) (ports []servicePort, problems []string) {
 	if svc == nil || svc.Spec.Type == v1.ServiceTypeExternalName {
-		return nil
+		return nil, nil
 	}
 	clusterIP := ipv4ClusterIP(svc)
 	if clusterIP == "" {
-		return nil
+		return nil, nil
 	}
 	var affinity int32
 	if svc.Spec.SessionAffinity == v1.ServiceAffinityClientIP {
@@ -74,7 +75,7 @@ func buildServicePorts(svc *v1.Service, epSlices []*discovery.EndpointSlice, nod
 	exposesNodePorts := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer
 	externalLocal := exposesNodePorts && svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
 
-	ports := make([]servicePort, 0, len(svc.Spec.Ports))
+	ports = make([]servicePort, 0, len(svc.Spec.Ports))
 	for _, p := range svc.Spec.Ports {
 		proto := strings.ToLower(string(p.Protocol))
 		if proto == "" {
@@ -94,10 +95,12 @@ func buildServicePorts(svc *v1.Service, epSlices []*discovery.EndpointSlice, nod
 		if exposesNodePorts {
 			sp.NodePort = p.NodePort
 		}
-		sp.Endpoints = endpointsFor(&sp, p, epSlices, nodeName, log)
+		var skipped []string
+		sp.Endpoints, skipped = endpointsFor(p, epSlices, nodeName)
+		problems = append(problems, skipped...)
 		ports = append(ports, sp)
 	}
-	return ports
+	return ports, problems
 }
 
 func ipv4ClusterIP(svc *v1.Service) string {
@@ -119,7 +122,7 @@ func ipv4ClusterIP(svc *v1.Service) string {
 // endpointsFor collects the endpoints of one service port from its slices, merging duplicates
 // (an address in two slices counts once, ready if either says so) and sorting by address so
 // that rendering is deterministic.
-func endpointsFor(sp *servicePort, port v1.ServicePort, epSlices []*discovery.EndpointSlice, nodeName string, log *slog.Logger) []endpoint {
+func endpointsFor(port v1.ServicePort, epSlices []*discovery.EndpointSlice, nodeName string) (_ []endpoint, skipped []string) {
 	byAddr := map[string]endpoint{}
 	for _, slice := range epSlices {
 		if slice.AddressType != discovery.AddressTypeIPv4 {
@@ -142,12 +145,12 @@ func endpointsFor(sp *servicePort, port v1.ServicePort, epSlices []*discovery.En
 		}
 		if !found {
 			if len(slice.Endpoints) > 0 {
-				reason := "slice has no port of that name"
+				reason := "has no port of that name"
 				if named {
-					reason = "slice port has no number (targetPort names no port of the endpoints)"
+					reason = "gives the port no number"
 				}
-				log.Info("skipping endpoints without a port for the service port",
-					"servicePort", sp.name(), "slice", slice.Name, "targetPort", port.TargetPort.String(), "reason", reason)
+				skipped = append(skipped, fmt.Sprintf("port %q (targetPort %s): EndpointSlice %s %s, so its %d endpoints get no traffic",
+					port.Name, port.TargetPort.String(), slice.Name, reason, len(slice.Endpoints)))
 			}
 			continue
 		}
@@ -183,7 +186,7 @@ func endpointsFor(sp *servicePort, port v1.ServicePort, epSlices []*discovery.En
 		}
 		return cmp.Compare(a.Port, b.Port)
 	})
-	return out
+	return out, skipped
 }
 
 // usableEndpoints picks, as kube-proxy does, the endpoints traffic may go to: the ready ones,

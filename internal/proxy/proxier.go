@@ -52,6 +52,9 @@ type Proxier struct {
 	dirty map[string]bool // Service keys changed since their last sync
 	kick  chan struct{}
 
+	problemsMu sync.Mutex        // renders run in the sync loop and in its table preparer
+	problems   map[string]string // Service key → why endpoints were left out, as last reported
+
 	// Owned by the sync loop.
 	shards      []*shard // the tables, Services spread over them by shardIndex
 	needFull    bool
@@ -89,6 +92,7 @@ func newProxier(cfg Config, client kubernetes.Interface, recorder record.EventRe
 		nft:      nft,
 		renderer: renderer{clusterCIDR: cfg.ClusterCIDR},
 		dirty:    map[string]bool{},
+		problems: map[string]string{},
 		kick:     make(chan struct{}, 1),
 		needFull: true,
 		ready:    make(chan struct{}),
@@ -298,6 +302,8 @@ func (p *Proxier) renderKey(key string) *fragment {
 	if err != nil {
 		if !apierrors.IsNotFound(err) {
 			p.log.Warn("reading Service from cache failed", "service", key, "err", err)
+		} else {
+			p.reportProblems(key, nil, nil)
 		}
 		return nil
 	}
@@ -311,11 +317,33 @@ func (p *Proxier) renderKey(key string) *fragment {
 			sl = append(sl, s)
 		}
 	}
-	ports := buildServicePorts(svc, sl, p.cfg.NodeName, p.log)
+	ports, problems := buildServicePorts(svc, sl, p.cfg.NodeName)
+	p.reportProblems(key, svc, problems)
 	if len(ports) == 0 {
 		return nil
 	}
 	return p.renderer.render(ports)
+}
+
+// reportProblems logs why endpoints of the Service key were left out and reports it as an
+// event on svc, once for each new set of reasons (renders repeat on every resync).
+func (p *Proxier) reportProblems(key string, svc *v1.Service, problems []string) {
+	text := strings.Join(problems, "; ")
+	p.problemsMu.Lock()
+	same := p.problems[key] == text
+	if text == "" {
+		delete(p.problems, key)
+	} else {
+		p.problems[key] = text
+	}
+	p.problemsMu.Unlock()
+	if same || text == "" {
+		return
+	}
+	p.log.Warn("endpoints left out of a Service", "service", key, "reason", text)
+	if p.recorder != nil && svc != nil {
+		p.recorder.Eventf(svc, v1.EventTypeWarning, "EndpointsWithoutPort", "nanokube proxy: %s", text)
+	}
 }
 
 // incrementalSync sends, to each table that holds a changed Service, one transaction with

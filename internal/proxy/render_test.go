@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"flag"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,7 +39,6 @@ func golden(t *testing.T, name, got string) {
 
 func TestBuildServicePorts(t *testing.T) {
 	tcp := []slicePort{{"http", v1.ProtocolTCP, 8080}}
-	log := slog.New(slog.DiscardHandler)
 	for _, tc := range []struct {
 		name   string
 		svc    *v1.Service
@@ -65,7 +63,7 @@ func TestBuildServicePorts(t *testing.T) {
 			"10.200.0.5:5353/r/s/-/-;10.200.0.5:5354/r/s/-/-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ports := buildServicePorts(tc.svc, tc.slices, "node-a", log)
+			ports, _ := buildServicePorts(tc.svc, tc.slices, "node-a")
 			got := "-"
 			if ports != nil {
 				var parts []string
@@ -389,5 +387,51 @@ func TestFullSyncFlushesOnlyExistingChains(t *testing.T) {
 	}
 	if !strings.Contains(nft.last(), "flush chain ip nanokube-proxy service-DK7ABAZC-ns1/web/tcp/http\n") {
 		t.Errorf("resync did not flush an existing service chain:\n%s", nft.last())
+	}
+}
+
+// TestEndpointsWithoutPortAreReported checks that endpoints left out because their slice has
+// no number for the Service's port are reported as one event per new reason, not one per
+// resync.
+func TestEndpointsWithoutPortAreReported(t *testing.T) {
+	tcp := []slicePort{{"http", v1.ProtocolTCP, 8080}}
+	w := newWorld()
+	w.put(t, service("ns1", "web", "10.96.0.10", port("http", v1.ProtocolTCP, 80, 8080)),
+		slice("ns1", "web", "web-1", []slicePort{{"metrics", v1.ProtocolTCP, 9090}}, ep("10.200.0.5")))
+	p, _, rec := newTestProxier(testConfig(), w)
+	ctx := context.Background()
+	events := func() []string {
+		var out []string
+		for {
+			select {
+			case e := <-rec.Events:
+				out = append(out, e)
+			default:
+				return out
+			}
+		}
+	}
+	for range 2 { // a resync renders the same reason again
+		p.needFull = true
+		if err := p.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := events()
+	if len(got) != 1 || !strings.Contains(got[0], "EndpointsWithoutPort") || !strings.Contains(got[0], `EndpointSlice web-1 has no port of that name`) {
+		t.Fatalf("events %q, want one EndpointsWithoutPort naming the slice", got)
+	}
+	w.put(t, slice("ns1", "web", "web-1", tcp, ep("10.200.0.5")))
+	p.markDirty("ns1/web")
+	if err := p.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.put(t, slice("ns1", "web", "web-1", []slicePort{{"http", v1.ProtocolTCP, 0}}, ep("10.200.0.5")))
+	p.markDirty("ns1/web")
+	if err := p.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := events(); len(got) != 1 || !strings.Contains(got[0], "gives the port no number") {
+		t.Errorf("after the fix and a new fault: events %q, want one", got)
 	}
 }
