@@ -16,10 +16,13 @@ import (
 )
 
 // Image garbage collection starts above highImageUsage percent of the image disk and frees
-// down to lowImageUsage, as the kubelet's defaults do.
+// down to lowImageUsage, never taking an image used or first seen within minImageAge: the
+// kubelet's defaults (imageGCHighThresholdPercent, imageGCLowThresholdPercent,
+// imageMinimumGCAge).
 const (
 	highImageUsage = 85
 	lowImageUsage  = 80
+	minImageAge    = 2 * time.Minute
 )
 
 var errPullBackoff = errors.New("image pull back-off")
@@ -159,13 +162,34 @@ func normalizeRegistry(key string) string {
 	return key
 }
 
+// imageRecord is what image garbage collection remembers of an image between passes.
+type imageRecord struct {
+	firstSeen, lastUsed time.Time
+}
+
 // collectImages removes images no container uses once the image disk is fuller than
-// highImageUsage, largest first, until it is below lowImageUsage.
+// highImageUsage, until it is below lowImageUsage (see imagesToRemove).
 func (k *Kubelet) collectImages(ctx context.Context) {
 	fsInfo, err := k.images.ImageFsInfo(ctx)
 	if err != nil || len(fsInfo.GetImageFilesystems()) == 0 {
 		return
 	}
+	imgs, err := k.images.ListImages(ctx, nil)
+	if err != nil {
+		return
+	}
+	cs, err := k.runtime.ListContainers(ctx, nil)
+	if err != nil {
+		return
+	}
+	inUse := map[string]bool{}
+	for _, c := range cs {
+		inUse[c.ImageRef] = true
+		inUse[c.GetImage().GetImage()] = true
+	}
+	now := time.Now()
+	k.imageRecords = trackImages(k.imageRecords, imgs, inUse, now)
+
 	mount := fsInfo.GetImageFilesystems()[0].GetFsId().GetMountpoint()
 	var st unix.Statfs_t
 	if unix.Statfs(mount, &st) != nil || st.Blocks == 0 {
@@ -176,32 +200,74 @@ func (k *Kubelet) collectImages(ctx context.Context) {
 	if used*100/total < highImageUsage {
 		return
 	}
-	inUse := map[string]bool{}
-	cs, err := k.runtime.ListContainers(ctx, nil)
-	if err != nil {
-		return
-	}
-	for _, c := range cs {
-		inUse[c.ImageRef] = true
-		inUse[c.GetImage().GetImage()] = true
-	}
-	imgs, err := k.images.ListImages(ctx, nil)
-	if err != nil {
-		return
-	}
-	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Size > imgs[j].Size })
-	for _, img := range imgs {
-		if used*100/total < lowImageUsage {
-			return
-		}
-		if inUse[img.Id] || img.Pinned {
-			continue
-		}
+	goal := used - min(used, total*lowImageUsage/100)
+	k.log.Info("image disk above its high threshold; removing unused images", "usedPercent", used*100/total, "toFree", goal)
+	for _, img := range imagesToRemove(imgs, k.imageRecords, inUse, now, goal) {
 		if err := k.images.RemoveImage(ctx, &runtimeapi.ImageSpec{Image: img.Id}); err != nil {
 			k.log.Warn("removing unused image", "image", img.Id, "err", err)
 			continue
 		}
+		delete(k.imageRecords, img.Id)
 		k.log.Info("removed unused image", "image", img.Id, "size", img.Size)
-		used -= min(used, img.Size)
 	}
+}
+
+// trackImages updates records for the images listed now: when each was first seen and
+// last used by a container. Records of images that are gone are dropped.
+func trackImages(records map[string]imageRecord, imgs []*runtimeapi.Image, inUse map[string]bool, now time.Time) map[string]imageRecord {
+	out := make(map[string]imageRecord, len(imgs))
+	for _, img := range imgs {
+		r, ok := records[img.Id]
+		if !ok {
+			r = imageRecord{firstSeen: now}
+		}
+		if imageInUse(img, inUse) {
+			r.lastUsed = now
+		}
+		out[img.Id] = r
+	}
+	return out
+}
+
+func imageInUse(img *runtimeapi.Image, inUse map[string]bool) bool {
+	if inUse[img.Id] {
+		return true
+	}
+	for _, ref := range append(img.RepoTags, img.RepoDigests...) {
+		if inUse[ref] {
+			return true
+		}
+	}
+	return false
+}
+
+// imagesToRemove picks the images to remove to free goal bytes, as the kubelet's image GC
+// does: none that a container uses, that is pinned, or that was used or first seen within
+// minImageAge; least recently used first, then the earliest seen.
+func imagesToRemove(imgs []*runtimeapi.Image, records map[string]imageRecord, inUse map[string]bool, now time.Time, goal uint64) []*runtimeapi.Image {
+	var candidates []*runtimeapi.Image
+	for _, img := range imgs {
+		r := records[img.Id]
+		if imageInUse(img, inUse) || img.Pinned || now.Sub(r.firstSeen) < minImageAge || now.Sub(r.lastUsed) < minImageAge {
+			continue
+		}
+		candidates = append(candidates, img)
+	}
+	sort.SliceStable(candidates, func(i, j int) bool {
+		a, b := records[candidates[i].Id], records[candidates[j].Id]
+		if !a.lastUsed.Equal(b.lastUsed) {
+			return a.lastUsed.Before(b.lastUsed)
+		}
+		return a.firstSeen.Before(b.firstSeen)
+	})
+	var out []*runtimeapi.Image
+	var freed uint64
+	for _, img := range candidates {
+		if freed >= goal {
+			break
+		}
+		out = append(out, img)
+		freed += img.Size
+	}
+	return out
 }

@@ -173,17 +173,19 @@ func defaultRouteIP() (string, error) {
 
 // Kubelet is one node agent.
 type Kubelet struct {
-	cfg      Config
-	client   kubernetes.Interface
-	log      *slog.Logger
-	runtime  internalapi.RuntimeService
-	images   internalapi.ImageManagerService
-	recorder record.EventRecorder
-	volumes  *volume.Manager
-	probes   *prober.Manager
-	api      *server.Server
-	status   *statusManager
-	backoff  *backoffs
+	cfg     Config
+	client  kubernetes.Interface
+	log     *slog.Logger
+	runtime internalapi.RuntimeService
+	images  internalapi.ImageManagerService
+	// imageRecords is what image garbage collection knows of each image; housekeeping owns it.
+	imageRecords map[string]imageRecord
+	recorder     record.EventRecorder
+	volumes      *volume.Manager
+	probes       *prober.Manager
+	api          *server.Server
+	status       *statusManager
+	backoff      *backoffs
 
 	informers  informers.SharedInformerFactory
 	podLister  corelisters.PodLister
