@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -121,17 +122,32 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
 
-// Verifier checks tokens against a set of public keys (several while keys are rotated).
+// maxVerified bounds the tokens a Verifier remembers: one per pod and audience in use is the
+// usual need.
+const maxVerified = 8192
+
+// leeway is the clock skew tolerated on a token's validity window.
+const leeway = time.Minute
+
+// Verifier checks tokens against a set of public keys (several while keys are rotated). It is
+// safe for concurrent use.
 type Verifier struct {
 	issuers []string
 	keys    map[string]crypto.PublicKey // by key ID
 	methods []string
 	now     func() time.Time
+
+	// verified holds, by the SHA-256 of the token, the claims of tokens whose signature,
+	// issuer and subject checked out: a client sends the same token with every request, and
+	// a hash costs a fraction of a signature check. The validity window and audience are
+	// checked on every use.
+	mu       sync.Mutex
+	verified map[[sha256.Size]byte]*Claims
 }
 
 // NewVerifier accepts tokens from any of issuers signed by any of keys.
 func NewVerifier(issuers []string, keys []crypto.PublicKey) (*Verifier, error) {
-	v := &Verifier{issuers: issuers, keys: map[string]crypto.PublicKey{}, now: time.Now}
+	v := &Verifier{issuers: issuers, keys: map[string]crypto.PublicKey{}, now: time.Now, verified: map[[sha256.Size]byte]*Claims{}}
 	for _, k := range keys {
 		m, err := methodFor(k)
 		if err != nil {
@@ -160,23 +176,20 @@ func LooksLikeJWT(token string) bool {
 // Verify checks the signature, issuer, validity window and audience of token. audiences
 // are the ones the caller accepts; the token must carry at least one, and the matching ones
 // are returned. The objects the claims name are not looked up: that is the caller's part.
+// The returned claims are shared between callers and must not be modified.
 func (v *Verifier) Verify(token string, audiences []string) (*Claims, []string, error) {
-	c := &Claims{}
-	_, err := jwt.ParseWithClaims(token, c, v.key,
-		jwt.WithValidMethods(v.methods), jwt.WithExpirationRequired(), jwt.WithTimeFunc(v.now),
-		jwt.WithLeeway(time.Minute))
-	if err != nil {
+	sum := sha256.Sum256([]byte(token))
+	v.mu.Lock()
+	c := v.verified[sum]
+	v.mu.Unlock()
+	if c == nil {
+		var err error
+		if c, err = v.verify(token); err != nil {
+			return nil, nil, err
+		}
+		v.remember(sum, c)
+	} else if err := v.inWindow(c); err != nil {
 		return nil, nil, err
-	}
-	if !slices.Contains(v.issuers, c.Issuer) {
-		return nil, nil, fmt.Errorf("token issuer %q is not accepted", c.Issuer)
-	}
-	if c.Kubernetes == nil {
-		return nil, nil, errors.New("token has no kubernetes.io claim")
-	}
-	ns, name, ok := SplitSubject(c.Subject)
-	if !ok || ns != c.Kubernetes.Namespace || name != c.Kubernetes.ServiceAccount.Name {
-		return nil, nil, fmt.Errorf("token subject %q does not match its kubernetes.io claim", c.Subject)
 	}
 	var matched []string
 	for _, a := range c.Audience {
@@ -188,6 +201,61 @@ func (v *Verifier) Verify(token string, audiences []string) (*Claims, []string, 
 		return nil, nil, errors.New("token audiences are not accepted")
 	}
 	return c, matched, nil
+}
+
+// verify parses token and checks its signature, validity window, issuer and subject.
+func (v *Verifier) verify(token string) (*Claims, error) {
+	c := &Claims{}
+	_, err := jwt.ParseWithClaims(token, c, v.key,
+		jwt.WithValidMethods(v.methods), jwt.WithExpirationRequired(), jwt.WithTimeFunc(v.now),
+		jwt.WithLeeway(leeway))
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(v.issuers, c.Issuer) {
+		return nil, fmt.Errorf("token issuer %q is not accepted", c.Issuer)
+	}
+	if c.Kubernetes == nil {
+		return nil, errors.New("token has no kubernetes.io claim")
+	}
+	ns, name, ok := SplitSubject(c.Subject)
+	if !ok || ns != c.Kubernetes.Namespace || name != c.Kubernetes.ServiceAccount.Name {
+		return nil, fmt.Errorf("token subject %q does not match its kubernetes.io claim", c.Subject)
+	}
+	return c, nil
+}
+
+// inWindow checks the validity window of claims verified earlier, as jwt does on parsing.
+func (v *Verifier) inWindow(c *Claims) error {
+	now := v.now()
+	if now.After(c.ExpiresAt.Add(leeway)) {
+		return jwt.ErrTokenExpired
+	}
+	if c.NotBefore != nil && now.Before(c.NotBefore.Add(-leeway)) {
+		return jwt.ErrTokenNotValidYet
+	}
+	return nil
+}
+
+// remember keeps verified claims, first dropping expired ones when the cache is full, and
+// then, if it still is, any one.
+func (v *Verifier) remember(sum [sha256.Size]byte, c *Claims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.verified) >= maxVerified {
+		for k, old := range v.verified {
+			if v.inWindow(old) != nil {
+				delete(v.verified, k)
+			}
+		}
+		for k := range v.verified {
+			if len(v.verified) < maxVerified {
+				break
+			}
+			delete(v.verified, k)
+		}
+	}
+	v.verified[sum] = c
 }
 
 func (v *Verifier) key(t *jwt.Token) (any, error) {

@@ -133,3 +133,58 @@ func TestSplitSubject(t *testing.T) {
 		}
 	}
 }
+
+// A remembered token is still held to its validity window and audiences.
+func TestVerifiedTokenStillExpires(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, _ := NewSigner("iss", ec)
+	v, _ := NewVerifier([]string{"iss"}, []crypto.PublicKey{ec.Public()})
+	tok, _ := s.Sign(claims([]string{"api"}, 10*time.Minute))
+	if _, _, err := v.Verify(tok, []string{"api"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.Verify(tok, []string{"other"}); err == nil {
+		t.Error("a remembered token was accepted for an audience it lacks")
+	}
+	v.now = func() time.Time { return time.Now().Add(12 * time.Minute) }
+	if _, _, err := v.Verify(tok, []string{"api"}); err == nil {
+		t.Error("a remembered token was accepted after it expired")
+	}
+}
+
+func TestVerifiedTokensAreBounded(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	v, _ := NewVerifier([]string{"iss"}, []crypto.PublicKey{ec.Public()})
+	c := claims([]string{"api"}, time.Hour)
+	for i := range maxVerified + 10 {
+		v.remember([32]byte{byte(i), byte(i >> 8), byte(i >> 16)}, c)
+	}
+	if n := len(v.verified); n > maxVerified {
+		t.Errorf("%d tokens remembered, want at most %d", n, maxVerified)
+	}
+}
+
+// BenchmarkVerify compares a token's first check (signature) with later ones (remembered):
+//
+//	go test ./internal/apiserver/satoken -run '^$' -bench Verify
+func BenchmarkVerify(b *testing.B) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, _ := NewSigner("iss", ec)
+	tok, _ := s.Sign(claims([]string{"api"}, time.Hour))
+	b.Run("first", func(b *testing.B) {
+		for range b.N {
+			v, _ := NewVerifier([]string{"iss"}, []crypto.PublicKey{ec.Public()})
+			if _, _, err := v.Verify(tok, []string{"api"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		v, _ := NewVerifier([]string{"iss"}, []crypto.PublicKey{ec.Public()})
+		for range b.N {
+			if _, _, err := v.Verify(tok, []string{"api"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
