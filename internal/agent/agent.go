@@ -78,6 +78,8 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	// The agent's parts tag their own logs; the agent's own messages say they are its.
+	log := cfg.Log.With("component", "agent")
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
@@ -112,7 +114,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	if cfg.Progress != nil {
 		progress = cfg.Progress
 	}
-	cfg.Log.Info("starting container runtime")
+	log.Info("starting container runtime")
 	run("runtime", rt.Run)
 	select {
 	case <-rt.Ready():
@@ -120,7 +122,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 	case <-ctx.Done():
 		return first(errc, ctx.Err())
 	}
-	cfg.Log.Info("starting kubelet")
+	log.Info("starting kubelet")
 	kl, err := kubelet.New(ctx, kubelet.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, RootDir: filepath.Join(dir, "kubelet"), PodLogsDir: cfg.PodLogsDir,
 		RuntimeEndpoint: "unix://" + filepath.Join(dir, "runtime", "cri.sock"),
@@ -145,7 +147,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*kubelet.Kubelet)) error 
 		}
 		run("pod network", pn.Run)
 	}
-	cfg.Log.Info("starting service proxy")
+	log.Info("starting service proxy")
 	proxyClient := client
 	if cfg.ProxyRESTConfig != nil {
 		if proxyClient, err = kubernetes.NewForConfig(cfg.ProxyRESTConfig); err != nil {

@@ -456,7 +456,7 @@ func startAgent(cfg Config, dir string, identities componentKubeconfigs, bundle 
 		ClusterDNS: []string{dnsIP}, ClusterCIDR: cfg.ClusterCIDR,
 		KubeletAddress: cfg.KubeletAddress, KubeletCert: &cert, ClientCA: bundle.CAPool, PodLogsDir: cfg.PodLogsDir, CgroupRoot: cfg.CgroupRoot,
 		Progress: progress,
-		Log:      cfg.Log.With("component", "agent"),
+		Log:      cfg.Log, // the agent tags each of its parts' logs
 	}
 	var once sync.Once
 	start("node agent", func(ctx context.Context) error {
