@@ -48,11 +48,10 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 	return wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		want := k.initialNode()
 		want.Status = k.nodeStatus(ctx, nil)
-		created, err := k.client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
-		if err == nil {
-			created.Status = want.Status
-			_, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
-		} else if apierrors.IsAlreadyExists(err) {
+		_, err := k.client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			// Read back first: others label a new Node at once (the server marks its
+			// own as control plane), and an update of the created copy would conflict.
 			err = k.updateNodeStatus(ctx, true)
 		}
 		if err != nil {
