@@ -35,9 +35,9 @@ func clusterDNSIP(serviceCIDR string) (string, error) {
 }
 
 // ensureKubeDNS makes the kube-dns Service at dnsIP, without a selector, and its
-// EndpointSlice pointing at the DNS server on nodeIP: the service proxy then carries pods'
-// queries to the server wherever it runs.
-func ensureKubeDNS(ctx context.Context, client kubernetes.Interface, dnsIP, nodeIP string) error {
+// EndpointSlice pointing at the DNS server on serverIP: the service proxy then carries pods'
+// queries to the server wherever it runs. A restart on another address moves the slice.
+func ensureKubeDNS(ctx context.Context, client kubernetes.Interface, dnsIP, serverIP string) error {
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: kubeDNSName, Namespace: metav1.NamespaceSystem,
 			Labels: map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}},
@@ -67,7 +67,7 @@ func ensureKubeDNS(ctx context.Context, client kubernetes.Interface, dnsIP, node
 		ObjectMeta: metav1.ObjectMeta{Name: kubeDNSName + "-server", Namespace: metav1.NamespaceSystem,
 			Labels: map[string]string{discoveryv1.LabelServiceName: kubeDNSName, discoveryv1.LabelManagedBy: "nanokube-server"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{nodeIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{serverIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
 		Ports: []discoveryv1.EndpointPort{
 			{Name: &dnsName, Protocol: &udp, Port: &port},
 			{Name: &tcpName, Protocol: &tcp, Port: &port},

@@ -339,7 +339,8 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err != nil {
 		return err
 	}
-	joinToken, err := ensureJoinToken(ctx, kubernetes.NewForConfigOrDie(adminConfig), dir, bundle.CA)
+	adminClient := kubernetes.NewForConfigOrDie(adminConfig)
+	joinToken, err := ensureJoinToken(ctx, adminClient, dir, bundle.CA)
 	if err != nil {
 		return err
 	}
@@ -367,7 +368,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if !cfg.DisableAgent {
 		// The cluster DNS runs with the agent, whose service proxy carries queries to
 		// the kube-dns ClusterIP here.
-		if err := startDNS(cfg, kubeconfig, node, dnsIP, start); err != nil {
+		if err := startDNS(cfg, identities.dns, adminClient, node.ip, dnsIP, start); err != nil {
 			return err
 		}
 		progress("cluster DNS started")
@@ -375,7 +376,6 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		if err := startAgent(cfg, dir, identities, bundle, node, dnsIP, start, ready, progress); err != nil {
 			return err
 		}
-		adminClient := kubernetes.NewForConfigOrDie(adminConfig)
 		start("control-plane node label", func(ctx context.Context) error {
 			return labelControlPlaneNode(ctx, adminClient, node.name)
 		})
@@ -503,9 +503,10 @@ func inProcessConfig(kubeconfig string, qps float32, burst int) (*rest.Config, e
 	return c, nil
 }
 
-// startDNS runs the cluster DNS server on the node's address, port 53, and publishes it as
-// the kube-dns Service at dnsIP.
-func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, start func(string, func(context.Context) error)) error {
+// startDNS runs the cluster DNS server on host, port 53, as the user system:kube-dns (its
+// kubeconfig), and publishes it with the server's admin client as the kube-dns Service at
+// dnsIP once it serves.
+func startDNS(cfg Config, kubeconfig string, admin kubernetes.Interface, host, dnsIP string, start func(string, func(context.Context) error)) error {
 	restConfig, err := inProcessConfig(kubeconfig, 100, 200)
 	if err != nil {
 		return err
@@ -514,7 +515,7 @@ func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, st
 	if err != nil {
 		return err
 	}
-	srv, err := dns.New(dns.Config{Address: hostPort(node.ip, 53), Log: cfg.Log.With("component", "dns")}, client)
+	srv, err := dns.New(dns.Config{Address: hostPort(host, 53), Log: cfg.Log.With("component", "dns")}, client)
 	if err != nil {
 		return err
 	}
@@ -526,7 +527,7 @@ func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, st
 			return nil
 		}
 		return wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-			if err := ensureKubeDNS(ctx, client, dnsIP, node.ip); err != nil {
+			if err := ensureKubeDNS(ctx, admin, dnsIP, host); err != nil {
 				cfg.Log.Warn("publishing cluster DNS", "err", err)
 				return false, nil
 			}
