@@ -28,10 +28,9 @@
 // nanokube:node, the little nanokube's kubelet needs beyond system:node (listing persistent
 // volumes, bound to system:nodes as nanokube:nodes:extras); system:node-proxier for the
 // group system:nodes (nanokube:nodes:proxier), because a joined agent's service proxy runs
-// as its node;
-// nanokube:kube-controller-manager:controllers, what all controllers need under the one
-// controller manager identity; system:node-bootstrapper and the nodeclient CSR role for the
-// group system:bootstrappers (nanokube:kubelet-bootstrap and
+// as its node; nanokube:kube-controller-manager:controllers, what all controllers need
+// under the one controller manager identity; system:node-bootstrapper and the nodeclient
+// CSR role for the group system:bootstrappers (nanokube:kubelet-bootstrap and
 // nanokube:kubelet-bootstrap:nodeclient); nodes may renew their own client certificates
 // through the selfnodeclient role (nanokube:node-autoapprove-certificate-rotation), as
 // kubeadm sets up. RetiredClusterRoleBindings lists bindings of earlier versions that the
