@@ -65,7 +65,7 @@ func newServerCommand() *cobra.Command {
 	cmd.Flags().DurationVar(&cfg.HorizontalPodAutoscalerSyncPeriod, "horizontal-pod-autoscaler-sync-period", 15*time.Second, "how often each horizontal pod autoscaler is evaluated")
 	cmd.Flags().BoolVar(&cfg.DisableScheduler, "disable-scheduler", false, "do not run the scheduler in this process")
 	cmd.Flags().BoolVar(&cfg.DisableControllerManager, "disable-controller-manager", false, "do not run the controller manager in this process")
-	cmd.Flags().BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent (kubelet, proxy, runtime) on this machine")
+	cmd.Flags().BoolVar(&cfg.DisableAgent, "disable-agent", false, "do not run a node agent (kubelet, proxy, runtime) on this machine; the cluster DNS still runs, at the address agents join at")
 	cmd.Flags().StringVar(&cfg.NodeName, "node-name", "", "name of this machine's node (default: the hostname)")
 	cmd.Flags().StringVar(&cfg.NodeIP, "node-ip", "", "address of this machine's node (default: the advertise address or the default route's)")
 	cmd.Flags().StringVar(&cfg.KubeletAddress, "kubelet-address", "", "where the kubelet API listens (default NODE-IP:10250)")
@@ -88,7 +88,7 @@ func newAPIServerCommand() *cobra.Command {
 				return err
 			}
 			cfg.Log = log
-			cfg.DisableAgent, cfg.DisableScheduler, cfg.DisableControllerManager = true, true, true
+			cfg.DisableAgent, cfg.DisableScheduler, cfg.DisableControllerManager, cfg.DisableDNS = true, true, true, true
 			return server.Run(cmd.Context(), cfg, printReady)
 		},
 	}

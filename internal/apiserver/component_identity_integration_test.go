@@ -15,8 +15,8 @@ import (
 )
 
 // TestComponentIdentities checks the kubeconfigs the server writes for its scheduler,
-// controller manager and service proxy: each authenticates as its own user, and the default
-// policy grants each what Kubernetes grants it, not more.
+// controller manager, service proxy and cluster DNS: each authenticates as its own user,
+// and the default policy grants each what Kubernetes grants it, not more.
 func TestComponentIdentities(t *testing.T) {
 	c := apitest.Start(t, apitest.Options{})
 	ctx := ctxT(t)
@@ -51,6 +51,18 @@ func TestComponentIdentities(t *testing.T) {
 				cfg, _ := clientcmd.BuildConfigFromFlags("", filepath.Join(c.Dir, "controller-manager.kubeconfig"))
 				cfg.Impersonate.UserName = "alice"
 				_, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+				return err
+			}},
+		{"kube-dns.kubeconfig", "system:kube-dns",
+			func(k kubernetes.Interface) error {
+				if _, err := k.CoreV1().Services("").List(ctx, metav1.ListOptions{}); err != nil {
+					return err
+				}
+				_, err := k.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+				return err
+			},
+			func(k kubernetes.Interface) error {
+				_, err := k.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
 				return err
 			}},
 		{"kube-proxy.kubeconfig", "system:kube-proxy",

@@ -358,7 +358,7 @@ func TestDefaultPolicyReconciled(t *testing.T) {
 	crs := c.Client.RbacV1().ClusterRoles()
 	for _, name := range []string{"cluster-admin", "admin", "edit", "view", "system:discovery", "system:basic-user",
 		"system:public-info-viewer", "system:node", "system:node-proxier", "system:kube-scheduler", "system:kube-controller-manager",
-		"system:node-bootstrapper", "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+		"system:kube-dns", "system:node-bootstrapper", "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
 		"system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"} {
 		r, err := crs.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -369,7 +369,7 @@ func TestDefaultPolicyReconciled(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"cluster-admin", "system:discovery", "system:node", "nanokube:kubelet-bootstrap",
-		"system:volume-scheduler", "nanokube:kube-controller-manager:controllers"} {
+		"system:volume-scheduler", "nanokube:kube-controller-manager:controllers", "system:kube-dns"} {
 		if _, err := c.Client.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{}); err != nil {
 			t.Fatalf("default ClusterRoleBinding %s: %v", name, err)
 		}

@@ -3,7 +3,8 @@
 // namespace, the namespaces joined by a bridge that lives in a namespace of its own, with no
 // route out. A client namespace on the same bridge stands for "the host side" (NodePort
 // traffic from outside the nodes). Down tears everything down: processes, containers,
-// mounts, cgroups and namespaces, even after a failed Up.
+// mounts, cgroups and namespaces, even after a failed Up. With Config.ControlPlaneOnly the
+// server runs without its own agent (`--disable-agent`), as a control-plane machine would.
 //
 // Addresses: the nodes are 10.124.0.1 (the server, node-0) to 10.124.0.N+1; the client is
 // 10.124.0.200. AddNode joins one more agent to a running cluster, with the next address. Namespace names start with Config.Name, so two clusters with different
@@ -37,6 +38,9 @@ type Config struct {
 	Agents int
 	// ServerArgs and AgentArgs are extra flags.
 	ServerArgs, AgentArgs []string
+	// ControlPlaneOnly runs the server with --disable-agent: node-0 holds the control plane
+	// (and the cluster DNS) but is no node, and pods run on the agents only.
+	ControlPlaneOnly bool
 	// Images, if set, is called with each node's image import directory before the node
 	// starts (the runtime imports the archives it finds there).
 	Images func(dir string) error
@@ -119,6 +123,9 @@ func (c *Cluster) newNode(i int) *Node {
 
 // stageImages puts the configured image archives where the node's runtime imports them.
 func (c *Cluster) stageImages(n *Node) error {
+	if n.Server && c.cfg.ControlPlaneOnly {
+		return nil // no runtime
+	}
 	dir := filepath.Join(n.RuntimeDir, "images")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -195,6 +202,9 @@ func (c *Cluster) StartNode(ctx context.Context, n *Node) error {
 		ready = readyLine
 		args = append([]string{"server", "--data-dir", n.DataDir, "--bind-address", n.IP, "--advertise-address", n.IP,
 			"--secure-port", "6443", "--etcd-unsafe-no-fsync"}, common...)
+		if c.cfg.ControlPlaneOnly {
+			args = append(args, "--disable-agent")
+		}
 		args = append(args, c.cfg.ServerArgs...)
 	} else {
 		args = append([]string{"agent", "--server", c.JoinURL, "--token-file", filepath.Join(c.Nodes[0].DataDir, "node-token"),

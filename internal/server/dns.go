@@ -34,10 +34,46 @@ func clusterDNSIP(serviceCIDR string) (string, error) {
 	return a.String(), nil
 }
 
+// clusterDNSHost is the address the cluster DNS listens on, or "" and why it does not run.
+//
+// With the agent it is this machine's node address, as it always was. A control plane
+// without an agent listens where agents join it: the advertise address, else the node
+// address (--node-ip or the default route's), the choice the join URL makes. It does not run
+// when the API server listens on loopback only (no agent can join it), nor when the address
+// is loopback: the kube-dns EndpointSlice would point every agent's pods at 127.0.0.1, which
+// in a pod is the pod itself, so a server there would answer nobody while taking port 53
+// from every other server on the machine (the e2e and integration tests run many such
+// servers at once). A log line saying so serves better.
+func clusterDNSHost(cfg Config, node nodeIdentity, nodeErr error) (host, why string) {
+	switch {
+	case cfg.DisableDNS:
+		return "", ""
+	case !cfg.DisableAgent:
+		return node.ip, ""
+	}
+	if ip := net.ParseIP(cfg.BindAddress); ip != nil && ip.IsLoopback() {
+		return "", fmt.Sprintf("the API server listens on loopback only (--bind-address %s), so no agent can join", cfg.BindAddress)
+	}
+	host = cfg.AdvertiseAddress
+	if host == "" && nodeErr == nil {
+		host = node.ip
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case host == "":
+		return "", fmt.Sprintf("no address agents reach this server at (no --advertise-address or --node-ip, and %v)", nodeErr)
+	case ip == nil:
+		return "", fmt.Sprintf("%q is not an IP address to listen on", host)
+	case ip.IsLoopback() || ip.IsUnspecified():
+		return "", fmt.Sprintf("agents' pods cannot reach a DNS server at %s; give an --advertise-address they can reach", host)
+	}
+	return host, ""
+}
+
 // ensureKubeDNS makes the kube-dns Service at dnsIP, without a selector, and its
-// EndpointSlice pointing at the DNS server on nodeIP: the service proxy then carries pods'
-// queries to the server wherever it runs.
-func ensureKubeDNS(ctx context.Context, client kubernetes.Interface, dnsIP, nodeIP string) error {
+// EndpointSlice pointing at the DNS server on serverIP: the service proxy then carries pods'
+// queries to the server wherever it runs. A restart on another address moves the slice.
+func ensureKubeDNS(ctx context.Context, client kubernetes.Interface, dnsIP, serverIP string) error {
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: kubeDNSName, Namespace: metav1.NamespaceSystem,
 			Labels: map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}},
@@ -67,7 +103,7 @@ func ensureKubeDNS(ctx context.Context, client kubernetes.Interface, dnsIP, node
 		ObjectMeta: metav1.ObjectMeta{Name: kubeDNSName + "-server", Namespace: metav1.NamespaceSystem,
 			Labels: map[string]string{discoveryv1.LabelServiceName: kubeDNSName, discoveryv1.LabelManagedBy: "nanokube-server"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{nodeIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{serverIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
 		Ports: []discoveryv1.EndpointPort{
 			{Name: &dnsName, Protocol: &udp, Port: &port},
 			{Name: &tcpName, Protocol: &tcp, Port: &port},

@@ -23,11 +23,12 @@ const (
 	schedulerUser         = "system:kube-scheduler"
 	controllerManagerUser = "system:kube-controller-manager"
 	proxyUser             = "system:kube-proxy"
+	dnsUser               = "system:kube-dns"
 )
 
 // componentKubeconfigs are the kubeconfigs of the components of this process, in DataDir.
 type componentKubeconfigs struct {
-	scheduler, controllerManager, kubelet, proxy string
+	scheduler, controllerManager, kubelet, proxy, dns string
 }
 
 // componentIdentityTTL is how long a component's client certificate lives; it is issued
@@ -36,14 +37,15 @@ const componentIdentityTTL = 365 * 24 * time.Hour
 
 // writeComponentKubeconfigs gives the scheduler, the controller manager, this machine's
 // kubelet (system:node:<name> in system:nodes, so that the Node authorizer and
-// NodeRestriction hold it to its own node) and its service proxy each a client certificate
-// of the cluster CA and a kubeconfig, instead of the admin credentials.
+// NodeRestriction hold it to its own node), its service proxy and the cluster DNS each a
+// client certificate of the cluster CA and a kubeconfig, instead of the admin credentials.
 func writeComponentKubeconfigs(dir, url string, bundle *pki.Bundle, nodeName string) (componentKubeconfigs, error) {
 	k := componentKubeconfigs{
 		scheduler:         filepath.Join(dir, "scheduler.kubeconfig"),
 		controllerManager: filepath.Join(dir, "controller-manager.kubeconfig"),
 		kubelet:           filepath.Join(dir, "kubelet.kubeconfig"),
 		proxy:             filepath.Join(dir, "kube-proxy.kubeconfig"),
+		dns:               filepath.Join(dir, "kube-dns.kubeconfig"),
 	}
 	for _, c := range []struct {
 		path, user string
@@ -53,6 +55,7 @@ func writeComponentKubeconfigs(dir, url string, bundle *pki.Bundle, nodeName str
 		{k.controllerManager, controllerManagerUser, nil},
 		{k.kubelet, authz.NodeUserPrefix + nodeName, []string{authz.NodesGroup}},
 		{k.proxy, proxyUser, nil},
+		{k.dns, dnsUser, nil},
 	} {
 		if c.path == k.kubelet && nodeName == "" {
 			continue // no node on this machine

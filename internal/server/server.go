@@ -95,8 +95,11 @@ type Config struct {
 	// elsewhere (`nanokube scheduler`, `nanokube controller-manager`).
 	DisableScheduler         bool
 	DisableControllerManager bool
-	// DisableAgent runs no node agent on this machine.
+	// DisableAgent runs no node agent on this machine. The cluster DNS still runs, at the
+	// address agents join at (see clusterDNSHost).
 	DisableAgent bool
+	// DisableDNS runs no cluster DNS (`nanokube apiserver`, the API server alone).
+	DisableDNS bool
 	// NodeName and NodeIP identify this machine's node (defaults: the hostname, and the
 	// advertise address or the default route's address).
 	NodeName string
@@ -339,7 +342,8 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err != nil {
 		return err
 	}
-	joinToken, err := ensureJoinToken(ctx, kubernetes.NewForConfigOrDie(adminConfig), dir, bundle.CA)
+	adminClient := kubernetes.NewForConfigOrDie(adminConfig)
+	joinToken, err := ensureJoinToken(ctx, adminClient, dir, bundle.CA)
 	if err != nil {
 		return err
 	}
@@ -364,18 +368,21 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 	if err != nil {
 		return err
 	}
-	if !cfg.DisableAgent {
-		// The cluster DNS runs with the agent, whose service proxy carries queries to
-		// the kube-dns ClusterIP here.
-		if err := startDNS(cfg, kubeconfig, node, dnsIP, start); err != nil {
+	// Every node's service proxy carries queries to the kube-dns ClusterIP to the cluster
+	// DNS here: on this machine's node with the agent, else where agents join.
+	if dnsHost, why := clusterDNSHost(cfg, node, nodeErr); dnsHost != "" {
+		if err := startDNS(cfg, identities.dns, adminClient, dnsHost, dnsIP, start); err != nil {
 			return err
 		}
 		progress("cluster DNS started")
+	} else if why != "" {
+		log.Info("no cluster DNS: " + why)
+	}
+	if !cfg.DisableAgent {
 		ready := make(chan struct{})
 		if err := startAgent(cfg, dir, identities, bundle, node, dnsIP, start, ready, progress); err != nil {
 			return err
 		}
-		adminClient := kubernetes.NewForConfigOrDie(adminConfig)
 		start("control-plane node label", func(ctx context.Context) error {
 			return labelControlPlaneNode(ctx, adminClient, node.name)
 		})
@@ -503,9 +510,15 @@ func inProcessConfig(kubeconfig string, qps float32, burst int) (*rest.Config, e
 	return c, nil
 }
 
-// startDNS runs the cluster DNS server on the node's address, port 53, and publishes it as
-// the kube-dns Service at dnsIP.
-func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, start func(string, func(context.Context) error)) error {
+// startDNS runs the cluster DNS server on host, port 53, as the user system:kube-dns (its
+// kubeconfig), and publishes it with the server's admin client as the kube-dns Service at
+// dnsIP once it serves.
+//
+// With the agent, a DNS server that cannot listen ends the server, as it always has: the
+// node's pods would resolve nothing. Without one it is a warning: the DNS is an addition to
+// a control plane that starts without it (port 53 may belong to the machine's own resolver,
+// or to another server started on the same address), so the control plane keeps running.
+func startDNS(cfg Config, kubeconfig string, admin kubernetes.Interface, host, dnsIP string, start func(string, func(context.Context) error)) error {
 	restConfig, err := inProcessConfig(kubeconfig, 100, 200)
 	if err != nil {
 		return err
@@ -514,11 +527,23 @@ func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, st
 	if err != nil {
 		return err
 	}
-	srv, err := dns.New(dns.Config{Address: hostPort(node.ip, 53), Log: cfg.Log.With("component", "dns")}, client)
+	srv, err := dns.New(dns.Config{Address: hostPort(host, 53), Log: cfg.Log.With("component", "dns")}, client)
 	if err != nil {
 		return err
 	}
-	start("cluster DNS", srv.Run)
+	start("cluster DNS", func(ctx context.Context) error {
+		err := srv.Run(ctx)
+		select {
+		case <-srv.Ready():
+		default:
+			if err != nil && cfg.DisableAgent {
+				cfg.Log.Warn("no cluster DNS: pods on agents will not resolve cluster names until it can listen and the server restarts",
+					"address", hostPort(host, 53), "err", err)
+				return nil
+			}
+		}
+		return err
+	})
 	start("kube-dns service", func(ctx context.Context) error {
 		select {
 		case <-srv.Ready():
@@ -526,7 +551,7 @@ func startDNS(cfg Config, kubeconfig string, node nodeIdentity, dnsIP string, st
 			return nil
 		}
 		return wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-			if err := ensureKubeDNS(ctx, client, dnsIP, node.ip); err != nil {
+			if err := ensureKubeDNS(ctx, admin, dnsIP, host); err != nil {
 				cfg.Log.Warn("publishing cluster DNS", "err", err)
 				return false, nil
 			}

@@ -22,13 +22,15 @@
 // The default policy (DefaultClusterRoles, DefaultClusterRoleBindings) follows Kubernetes'
 // bootstrappolicy: system:node is bound to nobody (the Node authorizer applies its rules),
 // system:kube-scheduler, system:volume-scheduler, system:kube-controller-manager and
-// system:node-proxier are bound to the components' users. nanokube adds: nanokube:node, the
-// little nanokube's kubelet needs beyond system:node (listing persistent volumes, bound to
-// system:nodes as nanokube:nodes:extras); system:node-proxier for the group system:nodes
-// (nanokube:nodes:proxier), because a joined agent's service proxy runs as its node;
-// nanokube:kube-controller-manager:controllers, what all controllers need under the one
-// controller manager identity; system:node-bootstrapper and the nodeclient CSR role for the
-// group system:bootstrappers (nanokube:kubelet-bootstrap and
+// system:node-proxier are bound to the components' users, system:kube-dns to the
+// kube-system/kube-dns service account and, in nanokube, also to the user system:kube-dns
+// the server's cluster DNS runs as, its role extended with EndpointSlices. nanokube adds:
+// nanokube:node, the little nanokube's kubelet needs beyond system:node (listing persistent
+// volumes, bound to system:nodes as nanokube:nodes:extras); system:node-proxier for the
+// group system:nodes (nanokube:nodes:proxier), because a joined agent's service proxy runs
+// as its node; nanokube:kube-controller-manager:controllers, what all controllers need
+// under the one controller manager identity; system:node-bootstrapper and the nodeclient
+// CSR role for the group system:bootstrappers (nanokube:kubelet-bootstrap and
 // nanokube:kubelet-bootstrap:nodeclient); nodes may renew their own client certificates
 // through the selfnodeclient role (nanokube:node-autoapprove-certificate-rotation), as
 // kubeadm sets up. RetiredClusterRoleBindings lists bindings of earlier versions that the

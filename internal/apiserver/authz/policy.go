@@ -164,6 +164,12 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 			rule("get", "list", "watch").groups(legacy).resources("nodes").rule(),
 			rule("list", "watch").groups(discoveryG).resources("endpointslices").rule(),
 		}, eventsRules()...)...),
+		// Kubernetes' system:kube-dns reads endpoints and services; nanokube's cluster DNS
+		// (internal/dns) answers from EndpointSlices instead of Endpoints, so it may list and
+		// watch those too.
+		clusterRole("system:kube-dns", nil,
+			rule("list", "watch").groups(legacy).resources("endpoints", "services").rule(),
+			rule("list", "watch").groups(discoveryG).resources("endpointslices").rule()),
 		clusterRole("system:kube-scheduler", nil, append(eventsRules(),
 			rule("create").groups(coordination).resources("leases").rule(),
 			rule("get", "update").groups(coordination).resources("leases").names("kube-scheduler").rule(),
@@ -247,6 +253,10 @@ func user(name string) rbacv1.Subject {
 	return rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}
 }
 
+func serviceAccount(namespace, name string) rbacv1.Subject {
+	return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: namespace, Name: name}
+}
+
 // DefaultClusterRoleBindings is the binding part of the default policy: Kubernetes' own
 // bindings plus nanokube's additions (see the package doc).
 func DefaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
@@ -257,6 +267,9 @@ func DefaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		binding("system:public-info-viewer", "system:public-info-viewer", group(AuthenticatedGroup), group(UnauthenticatedGroup)),
 		binding("system:node", "system:node"), // no subjects: the Node authorizer applies its rules
 		binding("system:node-proxier", "system:node-proxier", user("system:kube-proxy")),
+		// Kubernetes binds it to the kube-system/kube-dns service account CoreDNS runs as;
+		// the server's in-process DNS is the user system:kube-dns.
+		binding("system:kube-dns", "system:kube-dns", serviceAccount("kube-system", "kube-dns"), user("system:kube-dns")),
 		binding("system:kube-scheduler", "system:kube-scheduler", user("system:kube-scheduler")),
 		binding("system:volume-scheduler", "system:volume-scheduler", user("system:kube-scheduler")),
 		binding("system:kube-controller-manager", "system:kube-controller-manager", user("system:kube-controller-manager")),
