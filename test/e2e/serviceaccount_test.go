@@ -17,17 +17,7 @@ import (
 func TestNodeInClusterClient(t *testing.T) {
 	needNode(t)
 	ns := nodeNamespace(t)
-	bin := filepath.Join(node.dir, "incluster-"+ns)
-	// Static, for a busybox image without libc. Under `make test` (CGO_ENABLED=0 throughout)
-	// the packages come from the build cache.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./testdata/incluster")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the in-cluster client: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { os.Remove(bin) })
+	bin := buildTestProgram(t, "incluster", ns)
 
 	nkIn(t, `
 apiVersion: v1
@@ -98,4 +88,22 @@ current-context: c
 	if err == nil || !strings.Contains(errOut, "may not specify a duration less than 10 minutes") {
 		t.Errorf("kubectl create token --duration=1m: err %v, stderr %q", err, errOut)
 	}
+}
+
+// buildTestProgram builds ./testdata/<name> into the node's directory (suffix keeps tests
+// apart) for a pod to mount with hostPath, and removes it when the test ends. Static, for
+// a busybox image without libc; under `make test` (CGO_ENABLED=0 throughout) the packages
+// come from the build cache.
+func buildTestProgram(t *testing.T, name, suffix string) string {
+	t.Helper()
+	bin := filepath.Join(node.dir, name+"-"+suffix)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./testdata/"+name)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() { os.Remove(bin) })
+	return bin
 }
