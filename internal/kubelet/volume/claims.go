@@ -41,8 +41,32 @@ func (m *Manager) setupClaim(ctx context.Context, pod *v1.Pod, vol *v1.Volume) (
 		return "", err
 	}
 	pvName, source := path[0], path[1]
+	if err := m.recordLocalPath(pvName); err != nil {
+		return "", err
+	}
 	dir := filepath.Join(m.podsDir, string(pod.UID), "volumes", pluginLocalVolume, pvName)
 	return dir, bindMount(source, dir, vol.PersistentVolumeClaim.ReadOnly)
+}
+
+// localPathRecords is the directory of records of the volumes this kubelet has mounted:
+// one empty file per PersistentVolume, beside the pods directory. SweepLocalPaths removes
+// the data of those volumes only, never of volumes it did not mount here: another node
+// sharing the directory (nodes of a test in network namespaces of one machine) or another
+// cluster's kubelet on the same machine.
+func (m *Manager) localPathRecords() string {
+	return filepath.Join(filepath.Dir(m.podsDir), "local-path-volumes")
+}
+
+// recordLocalPath records that this kubelet mounted the volume pvName.
+func (m *Manager) recordLocalPath(pvName string) error {
+	record := filepath.Join(m.localPathRecords(), pvName)
+	if _, err := os.Stat(record); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(m.localPathRecords(), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(record, nil, 0o600)
 }
 
 // resolveClaim returns the name and the host directory of the volume bound to a claim.
@@ -123,14 +147,15 @@ func isBindTarget(dir string) (bool, error) {
 	return slices.Contains(mounts, resolved), nil
 }
 
-// SweepLocalPaths removes the directories pvc-* under baseDir whose PersistentVolume no longer
-// exists: the data of deleted local-path volumes (reclaim policy Delete), which the
-// provisioner cannot remove since it may run on another node. volumes returns the names of
-// the volumes that exist; it is called after the directories are listed, so that a volume
-// created meanwhile is never mistaken for a deleted one. A directory still bind-mounted into
-// a pod of this node is kept. It returns the removed directories.
+// SweepLocalPaths removes the directories pvc-* under baseDir of volumes this kubelet has
+// mounted (see localPathRecords) whose PersistentVolume no longer exists: the data of
+// deleted local-path volumes (reclaim policy Delete), which the provisioner cannot remove
+// since it may run on another node. volumes returns the names of the volumes that exist; it
+// is called after the records are listed, so that a volume recorded meanwhile is never
+// mistaken for a deleted one. A directory still bind-mounted into a pod of this node is
+// kept. It returns the removed directories.
 func (m *Manager) SweepLocalPaths(ctx context.Context, baseDir string, volumes func(context.Context) (map[string]bool, error)) ([]string, error) {
-	entries, err := os.ReadDir(baseDir)
+	entries, err := os.ReadDir(m.localPathRecords())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -139,7 +164,7 @@ func (m *Manager) SweepLocalPaths(ctx context.Context, baseDir string, volumes f
 	}
 	var candidates []string
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), localPathPrefix) {
+		if strings.HasPrefix(e.Name(), localPathPrefix) {
 			candidates = append(candidates, e.Name())
 		}
 	}
@@ -161,12 +186,18 @@ func (m *Manager) SweepLocalPaths(ctx context.Context, baseDir string, volumes f
 			continue
 		}
 		dir := filepath.Join(baseDir, name)
+		_, statErr := os.Stat(dir)
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		m.log.InfoContext(ctx, "removed the data of a deleted local-path volume", "dir", dir)
-		removed = append(removed, dir)
+		if err := os.Remove(filepath.Join(m.localPathRecords(), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		if statErr == nil {
+			m.log.InfoContext(ctx, "removed the data of a deleted local-path volume", "dir", dir)
+			removed = append(removed, dir)
+		}
 	}
 	return removed, errors.Join(errs...)
 }

@@ -109,8 +109,15 @@ func TestSweepLocalPaths(t *testing.T) {
 	base := t.TempDir()
 	m := newManager(t, claimGetter(base, true), nil)
 	ctx := context.Background()
-	for _, d := range []string{"pvc-1", "pvc-gone", "pvc-new", "not-ours"} {
+	for _, d := range []string{"pvc-1", "pvc-gone", "pvc-new", "not-ours", "pvc-elsewhere"} {
 		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// This kubelet mounted pvc-gone and pvc-new once; pvc-elsewhere belongs to a kubelet
+	// of another cluster sharing the directory, and is never touched.
+	for _, d := range []string{"pvc-gone", "pvc-new"} {
+		if err := m.recordLocalPath(d); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +134,7 @@ func TestSweepLocalPaths(t *testing.T) {
 	if !slices.Equal(removed, []string{filepath.Join(base, "pvc-gone")}) {
 		t.Fatalf("removed %v", removed)
 	}
-	for _, d := range []string{"pvc-1", "pvc-new", "not-ours"} {
+	for _, d := range []string{"pvc-1", "pvc-new", "not-ours", "pvc-elsewhere"} {
 		if _, err := os.Stat(filepath.Join(base, d)); err != nil {
 			t.Errorf("%s: %v", d, err)
 		}
@@ -138,6 +145,9 @@ func TestSweepLocalPaths(t *testing.T) {
 	removed, err = m.SweepLocalPaths(ctx, base, func(context.Context) (map[string]bool, error) { return nil, nil })
 	if err != nil || len(removed) != 2 {
 		t.Fatalf("second sweep removed %v, %v", removed, err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "pvc-elsewhere")); err != nil {
+		t.Errorf("a volume this kubelet never mounted was removed: %v", err)
 	}
 	if _, err := m.SweepLocalPaths(ctx, filepath.Join(base, "absent"), nil); err != nil {
 		t.Fatalf("missing base dir: %v", err)
