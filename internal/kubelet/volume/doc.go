@@ -15,8 +15,9 @@
 // claim source says so) at the path above, which Teardown unmounts before removing the pod
 // directory, so the volume's data outlives the pod. A claim that is missing or not bound yet
 // yields an error wrapping ErrClaimNotBound: the pod waits and is retried. SweepLocalPaths
-// removes the directories of deleted local-path volumes. Other volume types (ephemeral,
-// image, csi, ...) are refused.
+// removes the directories of deleted local-path volumes that this kubelet mounted (recorded
+// under <kubelet root>/local-path-volumes). Other volume types (ephemeral, image, csi, ...)
+// are refused.
 //
 // # Contracts
 //
