@@ -52,9 +52,8 @@ type ctr struct {
 }
 
 // observe reports whether the container's shim runs and, once it has exited, its exit
-// record (nil if it left none). While the shim runs that costs one poll of its pidfd; the
-// record is read once, when the shim is seen gone (the shim writes it just before exiting,
-// so a shim that still runs has no record worth reading).
+// record (nil if it left none). While the shim runs that costs one poll of its pidfd and
+// one failed open of the record; once read, the record is kept.
 func (c *ctr) observe() (alive bool, exit *container.Exit) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
@@ -67,16 +66,20 @@ func (c *ctr) observe() (alive bool, exit *container.Exit) {
 		}
 	}
 	if c.shim != nil {
-		if c.shim.Alive() {
-			return true, nil
-		}
-		c.shim.Close()
-		c.shim = nil
+		// The shim first, then its record: a shim that writes the record and exits
+		// between the two looks would otherwise read as one that died without a record.
+		// The record is looked for even while the shim runs, for a stop returns as soon
+		// as it is written and a status right after must say exited: a failed open.
+		alive := c.shim.Alive()
 		if e, err := container.ReadExit(c.dir); err == nil {
 			c.exit = e
+		} else if alive {
+			return true, nil
 		} else {
 			c.lost = true
 		}
+		c.shim.Close()
+		c.shim = nil
 		return false, c.exit
 	}
 	// No shim of ours: not yet written (creation under way), or gone before we looked.
