@@ -43,7 +43,8 @@ type ctr struct {
 	mu     sync.Mutex // serialises lifecycle calls
 
 	// What the container's status is made of, kept in memory so that a status or a list
-	// (the kubelet relists every second) reads no file while the shim runs.
+	// (the kubelet relists every second) reads no file while the shim runs. StartedAt is
+	// written under both mu and stateMu, and read by statuses under stateMu alone.
 	stateMu sync.Mutex
 	shim    *container.ShimHandle // the running shim, nil until found or once it exited
 	exit    *container.Exit       // the exit record once read: final
@@ -301,7 +302,9 @@ func (r *Runtime) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err := r.runc.Start(ctx, c.ID); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	c.stateMu.Lock()
 	c.StartedAt = started
+	c.stateMu.Unlock()
 	if err := c.save(); err != nil {
 		return nil, err
 	}
@@ -404,9 +407,11 @@ func (r *Runtime) removeContainer(ctx context.Context, c *ctr) error {
 }
 
 func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
-	c.mu.Lock()
+	// stateMu, not mu: mu is held through a whole stop (the grace period), which must not
+	// hold up a status or the kubelet's relist.
+	c.stateMu.Lock()
 	started := c.StartedAt
-	c.mu.Unlock()
+	c.stateMu.Unlock()
 	st := &runtimeapi.ContainerStatus{
 		Id: c.ID, Metadata: c.config.GetMetadata(), CreatedAt: c.CreatedAt, StartedAt: started,
 		Image: c.config.GetImage(), ImageRef: c.ImageID, ImageId: c.ImageID, Labels: c.config.GetLabels(),
