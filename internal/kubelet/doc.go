@@ -15,6 +15,8 @@
 //   - container.go turns a v1.Container into a CRI ContainerConfig (env in env.go, DNS and
 //     /etc/hosts in dns.go, images in images.go); volumes live in package volume, probes and
 //     lifecycle hooks in package prober, the HTTPS API on port 10250 in package server.
+//   - objects.go serves the configMaps and secrets pods read (volumes, env, pull secrets)
+//     from one watch per object, so the resync of an idle pod makes no API request.
 //
 // The kubelet keeps no state of its own on disk beyond volumes: everything about running
 // containers is read back from the runtime through the labels and annotations it puts on

@@ -19,15 +19,19 @@ import (
 	"github.com/nanokube/nanokube/internal/kubelet/volume"
 )
 
-// apiGetter reads configMaps, secrets, claims and volumes straight from the API server.
-type apiGetter struct{ client kubernetes.Interface }
+// apiGetter reads configMaps and secrets through the watches of objects, claims and volumes
+// straight from the API server.
+type apiGetter struct {
+	client  kubernetes.Interface
+	objects *objectCache
+}
 
 func (g apiGetter) ConfigMap(ctx context.Context, namespace, name string) (*v1.ConfigMap, error) {
-	return g.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	return g.objects.ConfigMap(ctx, namespace, name)
 }
 
 func (g apiGetter) Secret(ctx context.Context, namespace, name string) (*v1.Secret, error) {
-	return g.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	return g.objects.Secret(ctx, namespace, name)
 }
 
 func (g apiGetter) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*v1.PersistentVolumeClaim, error) {
@@ -87,7 +91,7 @@ func (k *Kubelet) containerEnv(ctx context.Context, pod *v1.Pod, c *v1.Container
 	if err := k.serviceEnv(pod, &env); err != nil {
 		return nil, err
 	}
-	get := apiGetter{k.client}
+	get := k.getter()
 	for _, from := range c.EnvFrom {
 		var data map[string]string
 		switch {
@@ -144,7 +148,7 @@ func (k *Kubelet) containerEnv(ctx context.Context, pod *v1.Pod, c *v1.Container
 }
 
 func (k *Kubelet) envValueFrom(ctx context.Context, pod *v1.Pod, c *v1.Container, from *v1.EnvVarSource) (string, bool, error) {
-	get := apiGetter{k.client}
+	get := k.getter()
 	switch {
 	case from.FieldRef != nil:
 		v, err := fieldpath.Field(pod, from.FieldRef.FieldPath)

@@ -95,7 +95,7 @@ func (k *Kubelet) pullAuths(ctx context.Context, pod *v1.Pod, image string) ([]*
 	var out []*runtimeapi.AuthConfig
 	var errs []error
 	for _, ref := range pod.Spec.ImagePullSecrets {
-		s, err := apiGetter{k.client}.Secret(ctx, pod.Namespace, ref.Name)
+		s, err := k.getter().Secret(ctx, pod.Namespace, ref.Name)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -182,6 +182,7 @@ type Kubelet struct {
 	imageRecords map[string]imageRecord
 	recorder     record.EventRecorder
 	volumes      *volume.Manager
+	objects      *objectCache // configMaps and secrets the pods read
 	probes       *prober.Manager
 	api          *server.Server
 	status       *statusManager
@@ -232,10 +233,14 @@ func New(ctx context.Context, cfg Config, client kubernetes.Interface) (*Kubelet
 		pods: map[types.UID]*v1.Pod{}, workers: map[types.UID]*podWorker{},
 		ready: make(chan struct{}), reasons: newReasonCache(), backoff: newBackoffs(),
 	}
-	k.volumes = volume.NewManager(filepath.Join(cfg.RootDir, "pods"), apiGetter{client}, k.log.With("part", "volumes"))
+	k.objects = newObjectCache(client)
+	k.volumes = volume.NewManager(filepath.Join(cfg.RootDir, "pods"), k.getter(), k.log.With("part", "volumes"))
 	k.status = newStatusManager(client, k.log)
 	return k, nil
 }
+
+// getter reads the objects pods refer to.
+func (k *Kubelet) getter() apiGetter { return apiGetter{client: k.client, objects: k.objects} }
 
 // Ready is closed once the node is registered and the pod informer has synced.
 func (k *Kubelet) Ready() <-chan struct{} { return k.ready }
@@ -328,6 +333,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	go podInf.Informer().Run(ctx.Done())
 	go nodeInf.Informer().Run(ctx.Done())
 	defer k.informers.Shutdown()
+	defer k.objects.stop()
 	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced, nodeInf.Informer().HasSynced,
 		k.informers.Core().V1().Services().Informer().HasSynced, podReg.HasSynced) {
 		return firstErr(errc, ctx.Err())

@@ -173,6 +173,7 @@ func (k *Kubelet) housekeeping(ctx context.Context) {
 		k.collectContainers(ctx)
 		k.collectImages(ctx)
 		k.sweepLocalPaths(ctx)
+		k.objects.prune(time.Now())
 		select {
 		case <-ctx.Done():
 			return

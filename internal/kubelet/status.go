@@ -31,8 +31,10 @@ func (k *Kubelet) podStatus(pod *v1.Pod, rt *podRuntime) v1.PodStatus {
 	if prev, ok := k.status.get(pod.UID); ok && prev.StartTime != nil {
 		st.StartTime = prev.StartTime
 	}
+	// Times are kept at the API's precision (seconds), so that the status read back from the
+	// API compares equal to the one written.
+	now := metav1.Now().Rfc3339Copy()
 	if st.StartTime == nil {
-		now := metav1.Now()
 		st.StartTime = &now
 	}
 	sandboxReady := rt.sandbox != nil && rt.sandbox.State == runtimeapi.PodSandboxState_SANDBOX_READY
@@ -86,7 +88,6 @@ func (k *Kubelet) podStatus(pod *v1.Pod, rt *podRuntime) v1.PodStatus {
 	}
 
 	// Conditions: ours, then whatever others (the scheduler, controllers) put there.
-	now := metav1.Now()
 	cond := func(t v1.PodConditionType, ok bool, reason, msg string) v1.PodCondition {
 		c := v1.PodCondition{Type: t, Status: v1.ConditionTrue, LastTransitionTime: now}
 		if !ok {
@@ -117,6 +118,21 @@ func (k *Kubelet) podStatus(pod *v1.Pod, rt *podRuntime) v1.PodStatus {
 		cond(v1.PodReady, ready, readyReason, readyMsg),
 		cond(v1.ContainersReady, ready || (len(unready) == 0 && initialized && !terminal), readyReason, readyMsg),
 	}
+	// A condition that kept its status keeps its transition time: from the status last
+	// computed here when there is one, as the real kubelet's status manager does. The pod
+	// from the informer may be an echo of an older write, and taking its times made two
+	// writes in flight take turns for ever.
+	before := pod.Status.Conditions
+	if prev, ok := k.status.get(pod.UID); ok {
+		before = prev.Conditions
+	}
+	for i, c := range st.Conditions {
+		for _, o := range before {
+			if o.Type == c.Type && o.Status == c.Status && !o.LastTransitionTime.IsZero() {
+				st.Conditions[i].LastTransitionTime = o.LastTransitionTime
+			}
+		}
+	}
 	ours := map[v1.PodConditionType]bool{}
 	for _, c := range st.Conditions {
 		ours[c.Type] = true
@@ -124,13 +140,6 @@ func (k *Kubelet) podStatus(pod *v1.Pod, rt *podRuntime) v1.PodStatus {
 	for _, c := range pod.Status.Conditions {
 		if !ours[c.Type] {
 			st.Conditions = append(st.Conditions, c)
-		}
-	}
-	for i, c := range st.Conditions {
-		for _, o := range pod.Status.Conditions {
-			if o.Type == c.Type && o.Status == c.Status && !o.LastTransitionTime.IsZero() {
-				st.Conditions[i].LastTransitionTime = o.LastTransitionTime
-			}
 		}
 	}
 	return st

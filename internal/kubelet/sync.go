@@ -145,9 +145,13 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) time.Duration {
 		}
 	}
 
-	next := k.syncContainers(ctx, pod, rt)
-	if rt, err = k.podRuntime(ctx, pod.UID); err != nil {
-		return 2 * time.Second
+	next, acted := k.syncContainers(ctx, pod, rt)
+	// The status is made from the runtime's state after the step; when the step changed
+	// nothing there (every idle resync), the state read before it is still current.
+	if acted {
+		if rt, err = k.podRuntime(ctx, pod.UID); err != nil {
+			return 2 * time.Second
+		}
 	}
 	status := k.podStatus(pod, rt)
 	k.status.set(pod, status)
@@ -162,13 +166,15 @@ func (k *Kubelet) syncPod(ctx context.Context, pod *v1.Pod) time.Duration {
 }
 
 // syncContainers starts the sandbox and the containers that should run and kills those that
-// should not. It returns when to look again.
-func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, rt *podRuntime) time.Duration {
+// should not. It returns when to look again, and whether it asked the runtime to change
+// anything (then rt is stale).
+func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, rt *podRuntime) (next time.Duration, acted bool) {
 	sandboxID := rt.readySandboxID()
 	if sandboxID == "" {
 		if len(rt.all) > 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever && rt.sandboxes != nil {
-			return resyncInterval // its containers ran; it is over
+			return resyncInterval, false // its containers ran; it is over
 		}
+		acted = true
 		if len(rt.sandboxes) > 0 {
 			k.recorder.Event(pod, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
 			k.killContainers(ctx, pod, rt, 2)
@@ -177,11 +183,11 @@ func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, rt *podRuntim
 		if err != nil {
 			k.recorder.Eventf(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 			k.log.Warn("creating pod sandbox", "pod", klogRef(pod), "err", err)
-			return 2 * time.Second
+			return 2 * time.Second, acted
 		}
 		var rerr error
 		if rt, rerr = k.podRuntime(ctx, pod.UID); rerr != nil {
-			return time.Second
+			return time.Second, acted
 		}
 		sandboxID = id
 	}
@@ -193,9 +199,15 @@ func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, rt *podRuntim
 		for _, c := range pod.Spec.Containers {
 			k.reasons.set(pod.UID, c.Name, "ContainerCreating", "")
 		}
-		return 2 * time.Second
+		return 2 * time.Second, acted
 	}
-	next := resyncInterval
+	next = resyncInterval
+	// A start may have created a container even when it failed, so any attempt counts as
+	// a change (a crash-looping pod re-reads its state; a running one does not).
+	start := func(c *v1.Container, prev *runtimeapi.ContainerStatus) (bool, time.Duration) {
+		acted = true
+		return k.startOrBackoff(ctx, pod, c, rt, sandboxID, hostPaths, withIPs, prev)
+	}
 
 	// Init containers, in order; each must finish before the next starts. Sidecars
 	// (restartPolicy Always) must have started.
@@ -205,31 +217,31 @@ func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, rt *podRuntim
 		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
 		switch {
 		case cur == nil:
-			if done, wait := k.startOrBackoff(ctx, pod, c, rt, sandboxID, hostPaths, withIPs, nil); !done {
-				return wait
+			if done, wait := start(c, nil); !done {
+				return wait, acted
 			}
 			if !sidecar {
-				return time.Second // the runtime event wakes us earlier
+				return time.Second, acted // the runtime event wakes us earlier
 			}
 		case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
 			if !sidecar {
-				return next
+				return next, acted
 			}
-			k.checkLiveness(ctx, pod, c, cur)
+			acted = k.checkLiveness(ctx, pod, c, cur) || acted
 		case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 && !sidecar:
 			continue
 		case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
 			if pod.Spec.RestartPolicy == v1.RestartPolicyNever && !sidecar {
-				return next // the pod failed
+				return next, acted // the pod failed
 			}
-			if done, wait := k.startOrBackoff(ctx, pod, c, rt, sandboxID, hostPaths, withIPs, cur); !done {
-				return wait
+			if done, wait := start(c, cur); !done {
+				return wait, acted
 			}
 			if !sidecar {
-				return time.Second
+				return time.Second, acted
 			}
 		default:
-			return time.Second
+			return time.Second, acted
 		}
 	}
 
@@ -238,23 +250,25 @@ func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, rt *podRuntim
 		cur := rt.current(c.Name, sandboxID)
 		switch {
 		case cur == nil:
-			if done, wait := k.startOrBackoff(ctx, pod, c, rt, sandboxID, hostPaths, withIPs, nil); !done {
+			if done, wait := start(c, nil); !done {
 				next = min(next, wait)
 			}
 		case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
 			if cur.Annotations[annotationImage] != c.Image {
 				k.killContainer(ctx, pod, c, cur.Id, gracePeriod(pod), fmt.Sprintf("Container %s definition changed, will be restarted", c.Name))
+				acted = true
 				next = min(next, 100*time.Millisecond)
 				continue
 			}
 			if k.checkLiveness(ctx, pod, c, cur) {
+				acted = true
 				next = min(next, 100*time.Millisecond)
 			}
 		case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
 			if !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
 				continue
 			}
-			if done, wait := k.startOrBackoff(ctx, pod, c, rt, sandboxID, hostPaths, withIPs, cur); !done {
+			if done, wait := start(c, cur); !done {
 				next = min(next, wait)
 			}
 		}
@@ -266,7 +280,7 @@ func (k *Kubelet) syncContainers(ctx context.Context, pod *v1.Pod, rt *podRuntim
 		}
 	}
 	k.probes.Sync(withIPs, podIP, running)
-	return next
+	return next, acted
 }
 
 // checkLiveness kills a running container whose liveness (or startup) probe failed; the

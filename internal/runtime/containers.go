@@ -41,6 +41,66 @@ type ctr struct {
 	dir    string
 	config *runtimeapi.ContainerConfig
 	mu     sync.Mutex // serialises lifecycle calls
+
+	// What the container's status is made of, kept in memory so that a status or a list
+	// (the kubelet relists every second) reads no file while the shim runs. StartedAt is
+	// written under both mu and stateMu, and read by statuses under stateMu alone.
+	stateMu sync.Mutex
+	shim    *container.ShimHandle // the running shim, nil until found or once it exited
+	exit    *container.Exit       // the exit record once read: final
+	lost    bool                  // the shim we held exited without an exit record: final
+	removed bool                  // destroyed: open nothing more
+}
+
+// observe reports whether the container's shim runs and, once it has exited, its exit
+// record (nil if it left none). While the shim runs that costs one poll of its pidfd and
+// one failed open of the record; once read, the record is kept.
+func (c *ctr) observe() (alive bool, exit *container.Exit) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.exit != nil || c.lost {
+		return false, c.exit
+	}
+	if c.shim == nil && !c.removed {
+		if h, err := container.OpenShim(c.dir); err == nil {
+			c.shim = h
+		}
+	}
+	if c.shim != nil {
+		// The shim first, then its record: a shim that writes the record and exits
+		// between the two looks would otherwise read as one that died without a record.
+		// The record is looked for even while the shim runs, for a stop returns as soon
+		// as it is written and a status right after must say exited: a failed open.
+		alive := c.shim.Alive()
+		if e, err := container.ReadExit(c.dir); err == nil {
+			c.exit = e
+		} else if alive {
+			return true, nil
+		} else {
+			c.lost = true
+		}
+		c.shim.Close()
+		c.shim = nil
+		return false, c.exit
+	}
+	// No shim of ours: not yet written (creation under way), or gone before we looked.
+	// Nothing here is final, so nothing is kept.
+	if e, err := container.ReadExit(c.dir); err == nil {
+		c.exit = e
+		return false, e
+	}
+	return false, nil
+}
+
+// forgetShim releases the shim handle of a container being destroyed.
+func (c *ctr) forgetShim() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.removed = true
+	if c.shim != nil {
+		c.shim.Close()
+		c.shim = nil
+	}
 }
 
 func (c *ctr) rootfs() string { return filepath.Join(c.dir, "rootfs") }
@@ -196,6 +256,7 @@ func mountRootfs(c *ctr, lower []string) error {
 // destroyContainer removes every trace of c: runc state, shim, rootfs mount, layers held,
 // bundle. Safe on half-created containers.
 func (r *Runtime) destroyContainer(ctx context.Context, c *ctr) {
+	defer c.forgetShim()
 	if err := r.runc.Delete(ctx, c.ID, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		r.log.Warn("runc delete", "container", c.ID, "err", err)
 	}
@@ -241,7 +302,9 @@ func (r *Runtime) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err := r.runc.Start(ctx, c.ID); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	c.stateMu.Lock()
 	c.StartedAt = started
+	c.stateMu.Unlock()
 	if err := c.save(); err != nil {
 		return nil, err
 	}
@@ -344,9 +407,11 @@ func (r *Runtime) removeContainer(ctx context.Context, c *ctr) error {
 }
 
 func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
-	c.mu.Lock()
+	// stateMu, not mu: mu is held through a whole stop (the grace period), which must not
+	// hold up a status or the kubelet's relist.
+	c.stateMu.Lock()
 	started := c.StartedAt
-	c.mu.Unlock()
+	c.stateMu.Unlock()
 	st := &runtimeapi.ContainerStatus{
 		Id: c.ID, Metadata: c.config.GetMetadata(), CreatedAt: c.CreatedAt, StartedAt: started,
 		Image: c.config.GetImage(), ImageRef: c.ImageID, ImageId: c.ImageID, Labels: c.config.GetLabels(),
@@ -355,12 +420,9 @@ func (r *Runtime) containerStatus(c *ctr) *runtimeapi.ContainerStatus {
 	for _, m := range c.config.GetMounts() {
 		st.Mounts = append(st.Mounts, m)
 	}
-	// Look at the shim before its exit record: a shim that writes the record and exits
-	// between the two looks would otherwise read as one that died without a record.
-	alive := container.ShimAlive(c.dir)
-	exit, err := container.ReadExit(c.dir)
+	alive, exit := c.observe()
 	switch {
-	case err == nil:
+	case exit != nil:
 		st.State, st.ExitCode, st.FinishedAt = runtimeapi.ContainerState_CONTAINER_EXITED, exit.Code, exit.FinishedAt.UnixNano()
 		st.Reason = "Completed"
 		if exit.Code != 0 {

@@ -21,6 +21,11 @@
 // (see packages container and shim), never of the runtime, so the runtime can restart at
 // any time; New reloads every sandbox and container from disk.
 //
+// Status and list calls are answered from memory, for the kubelet relists every second: the
+// runtime holds a pidfd on each running shim (found once from shim.pid and checked against
+// /proc once), so a running container's state costs one poll and one failed open of its exit
+// record; the record, once read, is kept, for it is final.
+//
 // Errors inside the package carry the classes of package errdefs; the gRPC interceptor turns
 // them into status codes, so every handler simply returns its error.
 package runtime

@@ -129,6 +129,53 @@ func ShimAlive(bundle string) bool {
 	return unix.Kill(pid, 0) == nil && isOurShim(pid, bundle)
 }
 
+// ShimHandle refers to the running shim of one bundle through a pidfd, so that asking
+// whether it still runs costs one poll and no file read, and a pid reused after it exits
+// can never be taken for it. The zero value is not usable; Close releases the pidfd.
+type ShimHandle struct {
+	fd int
+}
+
+// OpenShim returns a handle on the shim recorded in bundle, or an error if the bundle
+// records none or it no longer runs.
+func OpenShim(bundle string) (*ShimHandle, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, shim.PidFile))
+	if err != nil {
+		return nil, fmt.Errorf("container shim: %w", errdefs.ErrNotFound)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return nil, fmt.Errorf("container shim pid %q: %w", b, errdefs.ErrNotFound)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("container shim %d: %w", pid, err)
+	}
+	h := &ShimHandle{fd: fd}
+	// Checked after opening: while the pidfd's process lives its pid cannot be reused,
+	// so a live process that carries our variable is the one the pidfd refers to.
+	if !h.Alive() || !isOurShim(pid, bundle) {
+		h.Close()
+		return nil, fmt.Errorf("container shim %d is not running: %w", pid, errdefs.ErrNotFound)
+	}
+	return h, nil
+}
+
+// Alive reports whether the shim still runs: its pidfd becomes readable when it exits.
+func (h *ShimHandle) Alive() bool {
+	fds := []unix.PollFd{{Fd: int32(h.fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return err == nil && n == 0
+	}
+}
+
+// Close releases the pidfd.
+func (h *ShimHandle) Close() { _ = unix.Close(h.fd) }
+
 // isOurShim tells our shim from a process that reused its pid, by the variable every shim
 // program was started with, whichever nanokube version started it.
 func isOurShim(pid int, bundle string) bool {
