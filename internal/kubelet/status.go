@@ -278,13 +278,18 @@ type statusManager struct {
 }
 
 type statusEntry struct {
-	pod        *v1.Pod
-	status     v1.PodStatus
-	dirty      bool
-	written    bool
+	pod    *v1.Pod
+	status v1.PodStatus
+	dirty  bool
+	// The resourceVersion of the pod last known to hold this status in the API, so that
+	// a pod seen again at that version needs no comparison.
+	matchedRV  string
 	deleteMe   bool
 	failed     *waitReason
 	terminated bool // the final status reached the API
+	// A write or deletion of this pod is in flight. One at a time per pod: two patches in
+	// flight may land out of order.
+	busy bool
 }
 
 func newStatusManager(client kubernetes.Interface, log *slog.Logger) *statusManager {
@@ -301,7 +306,10 @@ func (m *statusManager) entry(pod *v1.Pod) *statusEntry {
 	return e
 }
 
-// set records the pod's status, to be written if it changed.
+// set records the pod's status, to be written if it changed or if the API's copy of the
+// pod holds another: someone else changed it (the node lifecycle controller marks the
+// pods of an unreachable node unready), or it is the echo of an older write. Writing the
+// same status again converges either way, as the real kubelet's reconciliation does.
 func (m *statusManager) set(pod *v1.Pod, st v1.PodStatus) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -309,11 +317,42 @@ func (m *statusManager) set(pod *v1.Pod, st v1.PodStatus) {
 	if isTerminalPhase(e.status.Phase) && !isTerminalPhase(st.Phase) {
 		st.Phase = e.status.Phase // a pod never leaves a terminal phase
 	}
-	if apiequality.Semantic.DeepEqual(e.status, st) && (e.written || apiequality.Semantic.DeepEqual(pod.Status, st)) {
-		return
+	if apiequality.Semantic.DeepEqual(e.status, st) {
+		if e.dirty || e.busy || pod.ResourceVersion == e.matchedRV {
+			return
+		}
+		if apiHolds(pod.Status, st) {
+			e.matchedRV = pod.ResourceVersion
+			return
+		}
 	}
 	e.status, e.dirty = st, true
 	m.wake()
+}
+
+// apiHolds reports whether the API's status already says all that ours says, as the API
+// keeps it (times in seconds): our conditions, and every other field the kubelet sets.
+// Fields and conditions set by others are not ours to compare.
+func apiHolds(api, ours v1.PodStatus) bool {
+	kubeletView := func(s *v1.PodStatus, conds []v1.PodCondition) []byte {
+		v := v1.PodStatus{
+			Phase: s.Phase, Reason: s.Reason, Message: s.Message, QOSClass: s.QOSClass,
+			HostIP: s.HostIP, HostIPs: s.HostIPs, PodIP: s.PodIP, PodIPs: s.PodIPs, StartTime: s.StartTime,
+			InitContainerStatuses: s.InitContainerStatuses, ContainerStatuses: s.ContainerStatuses,
+			Conditions: conds,
+		}
+		b, _ := json.Marshal(v) // cannot fail for these types
+		return b
+	}
+	var theirs []v1.PodCondition
+	for _, c := range ours.Conditions {
+		for _, a := range api.Conditions {
+			if a.Type == c.Type {
+				theirs = append(theirs, a)
+			}
+		}
+	}
+	return string(kubeletView(&api, theirs)) == string(kubeletView(&ours, ours.Conditions))
 }
 
 func (m *statusManager) get(uid types.UID) (v1.PodStatus, bool) {
@@ -391,68 +430,91 @@ func (m *statusManager) run(ctx context.Context) {
 		case <-m.kick:
 		case <-retry.C:
 		}
-		type job struct {
-			pod    *v1.Pod
-			status *v1.PodStatus
-			delete bool
-		}
-		var jobs []job
-		m.mu.Lock()
-		for _, e := range m.pods {
-			switch {
-			case e.dirty:
-				st := e.status.DeepCopy()
-				e.dirty = false
-				jobs = append(jobs, job{pod: e.pod, status: st})
-			case e.deleteMe:
-				e.deleteMe = false
-				jobs = append(jobs, job{pod: e.pod, delete: true})
-			}
-		}
-		m.mu.Unlock()
-		sort.Slice(jobs, func(i, j int) bool { return !jobs[i].delete && jobs[j].delete })
-		for _, j := range jobs {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				var err error
-				if j.delete {
-					err = m.deletePod(ctx, j.pod)
-				} else {
-					err = m.writeStatus(ctx, j.pod, *j.status)
-				}
-				m.mu.Lock()
-				if e, ok := m.pods[j.pod.UID]; ok {
-					if err != nil && ctx.Err() == nil {
-						m.log.Warn("pod status", "pod", klogRef(j.pod), "delete", j.delete, "err", err)
-						if j.delete {
-							e.deleteMe = true
-						} else if !e.dirty {
-							e.dirty = true
-						}
-					} else if err == nil && !j.delete {
-						e.written = true
-						if e.deleteMe {
-							m.wake()
-						}
-					}
-				}
-				m.mu.Unlock()
-			})
-		}
+		m.dispatch(ctx, sem, &wg)
 	}
 }
 
-func (m *statusManager) writeStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus) error {
+// dispatch starts the writes and deletions due now, at most one per pod and len(sem) in
+// all, and returns how many it started; wg counts them until they end.
+func (m *statusManager) dispatch(ctx context.Context, sem chan struct{}, wg *sync.WaitGroup) int {
+	type job struct {
+		pod    *v1.Pod
+		status *v1.PodStatus
+		delete bool
+	}
+	var jobs []job
+	m.mu.Lock()
+	for _, e := range m.pods {
+		switch {
+		case e.busy:
+		case e.dirty:
+			st := e.status.DeepCopy()
+			e.dirty, e.busy = false, true
+			jobs = append(jobs, job{pod: e.pod, status: st})
+		case e.deleteMe:
+			e.deleteMe, e.busy = false, true
+			jobs = append(jobs, job{pod: e.pod, delete: true})
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(jobs, func(i, j int) bool { return !jobs[i].delete && jobs[j].delete })
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var (
+				err error
+				rv  string
+			)
+			if j.delete {
+				err = m.deletePod(ctx, j.pod)
+			} else {
+				rv, err = m.writeStatus(ctx, j.pod, *j.status)
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			e, ok := m.pods[j.pod.UID]
+			if !ok {
+				return
+			}
+			e.busy = false
+			switch {
+			case err != nil && ctx.Err() == nil:
+				m.log.Warn("pod status", "pod", klogRef(j.pod), "delete", j.delete, "err", err)
+				if j.delete {
+					e.deleteMe = true
+				} else {
+					e.dirty = true
+				}
+				return // the retry ticker tries again
+			case err == nil && !j.delete && !e.dirty:
+				// The API holds our status at the version the write returned: its echo
+				// needs no comparison, whatever the API normalised on the way.
+				e.matchedRV = rv
+			}
+			if e.dirty || e.deleteMe {
+				m.wake() // what came in while this one was in flight
+			}
+		})
+	}
+	return len(jobs)
+}
+
+// writeStatus patches the pod's status and returns the resourceVersion it got ("" if the
+// pod is gone).
+func (m *statusManager) writeStatus(ctx context.Context, pod *v1.Pod, st v1.PodStatus) (string, error) {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": pod.UID}, "status": st})
 	if err != nil {
-		return err
+		return "", err
 	}
-	_, err = m.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
-	if apierrors.IsNotFound(err) {
-		return nil
+	out, err := m.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", nil
+	case err != nil:
+		return "", err
 	}
-	return err
+	return out.ResourceVersion, nil
 }
 
 // deletePod removes a pod whose containers all stopped: the last step of graceful deletion.

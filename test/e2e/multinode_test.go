@@ -361,6 +361,11 @@ func upMultiNode(t *testing.T, cfg multinode.Config) *multinode.Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
+			// What the API saw: each pod's node, phase and conditions, then recent events.
+			pods, _, _ := mcRun(mc, "", "get", "pods", "-A", "-o", `jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} on {.spec.nodeName}: {.status.phase} {range .status.conditions[*]}{.type}={.status}@{.lastTransitionTime} {end}{range .status.containerStatuses[*]}[{.name} ready={.ready} restarts={.restartCount} {.state}]{end}{"\n"}{end}`)
+			t.Logf("pods:\n%s", pods)
+			events, _, _ := mcRun(mc, "", "get", "events", "-A", "--sort-by=.lastTimestamp")
+			t.Logf("events:\n%s", tail(events, 3000))
 			for _, n := range mc.Nodes {
 				t.Logf("log of %s:\n%s", n.Name, tail(n.Log(), 3000))
 			}
