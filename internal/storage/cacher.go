@@ -173,7 +173,21 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	wch := c.store.client.Watch(wctx, c.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
-	for resp := range wch {
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case resp, ok = <-wch:
+		case <-ctx.Done():
+			// Not waiting for the channel to close: with an embedded member's in-process
+			// client, cancelling many watches while events flow can deadlock its channel
+			// stream (the client blocks sending the cancels, the server sending events),
+			// until the client is closed, which happens only after this returns.
+			return fmt.Errorf("watch closed: %w", ctx.Err())
+		}
+		if !ok {
+			return fmt.Errorf("watch closed: %w", ctx.Err())
+		}
 		if err := resp.Err(); err != nil {
 			return fmt.Errorf("watch: %w", err)
 		}
@@ -188,7 +202,6 @@ func (c *Cacher) listAndWatch(ctx context.Context) error {
 		}
 		c.apply(resp.Events)
 	}
-	return fmt.Errorf("watch closed: %w", ctx.Err())
 }
 
 func (c *Cacher) apply(events []*clientv3.Event) {

@@ -3,9 +3,13 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	goruntime "runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,5 +179,50 @@ func expect(t *testing.T, w *storage.Watcher, typ watch.EventType, name string) 
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no %s event for %s", typ, name)
+	}
+}
+
+// TestCachersStopWhileEventsFlow holds the watch caches to stopping when their context ends
+// while events still flow, however many share the embedded member's in-process client: its
+// channel stream can deadlock when many watches are cancelled at once, and a cache that
+// waited for its watch channel to close then waited until the client was closed, which
+// comes only after every cache has stopped (15 s, then a forced stop, in the server).
+func TestCachersStopWhileEventsFlow(t *testing.T) {
+	s := newStore(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for round := range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for i := range 24 {
+			c := storage.NewCacher(s, fmt.Sprintf("/registry/r%d-%d/", round, i), 16, log)
+			wg.Go(func() { c.Run(ctx) })
+			<-c.Ready()
+		}
+		// Writers keep every cache's watch busy while the caches are stopped.
+		wctx, stopWriters := context.WithCancel(context.Background())
+		var writers sync.WaitGroup
+		var written atomic.Int64
+		for i := range 24 {
+			writers.Go(func() {
+				for n := 0; wctx.Err() == nil; n++ {
+					if s.Create(wctx, fmt.Sprintf("/registry/r%d-%d/ns/c%d", round, i, n), cm(fmt.Sprintf("c%d", n), "1")) == nil {
+						written.Add(1)
+					}
+				}
+			})
+		}
+		for written.Load() < 100 { // events flowing to every cache
+			goruntime.Gosched()
+		}
+		cancel()
+		stopped := make(chan struct{})
+		go func() { wg.Wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the caches did not stop within 10s of their context ending", round)
+		}
+		stopWriters()
+		writers.Wait()
 	}
 }
