@@ -31,6 +31,7 @@ func bindControlPlaneFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringSliceVar(&cfg.ServiceAccountKeyFiles, "service-account-key-file", nil, "further PEM files of public keys that verify service-account tokens (keys being rotated out)")
 	fs.StringSliceVar(&cfg.APIAudiences, "api-audiences", nil, "audiences a token must be meant for to authenticate to the API server (default: the issuer)")
 	fs.DurationVar(&cfg.ServiceAccountMaxTokenExpiration, "service-account-max-token-expiration", 0, "longest lifetime of an issued service-account token (0: as requested)")
+	fs.StringVar(&cfg.ServiceAccountJWKSURI, "service-account-jwks-uri", "", "jwks_uri of the issuer's OIDC discovery document (default: https://<advertise address>:<port>/openid/v1/jwks)")
 	fs.StringSliceVar(&cfg.TLSSANs, "tls-san", nil, "extra host names or IPs for the serving certificate")
 	fs.DurationVar(&cfg.MetricResolution, "metric-resolution", 15*time.Second, "how often kubelets are scraped for the resource metrics API (metrics.k8s.io), as metrics-server's flag")
 	fs.BoolVar(&cfg.UnsafeNoFsync, "etcd-unsafe-no-fsync", false, "skip etcd fsyncs (faster, loses data on power failure; for tests)")

@@ -52,6 +52,10 @@ type Config struct {
 	ServiceAccountKeys []crypto.PublicKey
 	// APIAudiences are the audiences a token must be meant for to authenticate here.
 	APIAudiences []string
+	// ServiceAccountJWKSURI overrides the jwks_uri of the OIDC discovery document
+	// (kube-apiserver's --service-account-jwks-uri); empty means this server's own
+	// https://<advertise address>:<port>/openid/v1/jwks.
+	ServiceAccountJWKSURI string
 	// ServiceAccountMaxTokenExpiration caps the lifetime of issued tokens; 0 means no cap.
 	ServiceAccountMaxTokenExpiration time.Duration
 	// Store is the etcd-backed store every resource lives in.
@@ -165,9 +169,11 @@ type Server struct {
 	saSigner     *satoken.Signer
 	saVerifier   *satoken.Verifier
 	apiAudiences []string
-	addrMu       sync.Mutex
-	addr         net.Addr
-	shutdown     chan struct{}
+	// oidc is what OIDC discovery serves (nil: not served, see oidcdiscovery.go).
+	oidc     *oidcDiscovery
+	addrMu   sync.Mutex
+	addr     net.Addr
+	shutdown chan struct{}
 }
 
 // New builds the API server; Run starts it.
@@ -212,6 +218,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.newServiceAccountTokens(); err != nil {
 		return nil, err
 	}
+	s.newOIDCDiscovery()
 	if cfg.Encryption != nil {
 		for _, rs := range s.resources {
 			if rs.res.SharedStorage == nil {
@@ -352,6 +359,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/livez/", s.health)
 	mux.HandleFunc("/readyz/", s.health)
 	mux.HandleFunc("/version", s.version)
+	if s.oidc != nil {
+		mux.HandleFunc(oidcConfigPath, s.serveOIDCConfig)
+		mux.HandleFunc(jwksPath, s.serveJWKS)
+	}
 	mux.Handle("/metrics", s.metrics.handler())
 	mux.Handle("/openapi/", s.openapi)
 	mux.HandleFunc("/api", s.discovery.serveAPI)

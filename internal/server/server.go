@@ -62,14 +62,16 @@ type Config struct {
 	// TokenAuthFile is a static token file (token,user,uid,"groups"); empty means
 	// DataDir/tokens.csv, created with one admin token if missing.
 	TokenAuthFile string
-	// ServiceAccountIssuer, ServiceAccountSigningKeyFile, ServiceAccountKeyFiles, APIAudiences
-	// and ServiceAccountMaxTokenExpiration are kube-apiserver's service-account token flags.
-	// Without a signing key file, DataDir/pki/sa.key is used, created if missing.
+	// ServiceAccountIssuer, ServiceAccountSigningKeyFile, ServiceAccountKeyFiles, APIAudiences,
+	// ServiceAccountMaxTokenExpiration and ServiceAccountJWKSURI are kube-apiserver's
+	// service-account token flags. Without a signing key file, DataDir/pki/sa.key is used,
+	// created if missing.
 	ServiceAccountIssuer             string
 	ServiceAccountSigningKeyFile     string
 	ServiceAccountKeyFiles           []string
 	APIAudiences                     []string
 	ServiceAccountMaxTokenExpiration time.Duration
+	ServiceAccountJWKSURI            string
 	// AuthorizationMode is the API server's --authorization-mode: a comma list of Node, RBAC
 	// and AlwaysAllow (default Node,RBAC).
 	AuthorizationMode string
@@ -281,7 +283,7 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 		CompactionInterval: cfg.CompactionInterval, EventCapacity: cfg.EventCapacity,
 		MetricResolution:     cfg.MetricResolution,
 		Authorization:        cfg.AuthorizationMode,
-		ServiceAccountIssuer: cfg.ServiceAccountIssuer, ServiceAccountSigningKey: saKey, ServiceAccountKeys: saKeys,
+		ServiceAccountIssuer: cfg.ServiceAccountIssuer, ServiceAccountSigningKey: saKey, ServiceAccountKeys: saKeys, ServiceAccountJWKSURI: cfg.ServiceAccountJWKSURI,
 		APIAudiences: cfg.APIAudiences, ServiceAccountMaxTokenExpiration: cfg.ServiceAccountMaxTokenExpiration,
 		Encryption: encryptionOrNil(encryptionConfig), AuditPolicy: auditPolicy, AuditLog: auditWriterOrNil(auditLog),
 	})

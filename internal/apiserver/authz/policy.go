@@ -158,6 +158,8 @@ func DefaultClusterRoles() []*rbacv1.ClusterRole {
 			rule("create").groups(authnGroup).resources("selfsubjectreviews").rule()),
 		clusterRole("system:public-info-viewer", nil,
 			rule("get").urls("/healthz", "/livez", "/readyz", "/version", "/version/")),
+		clusterRole("system:service-account-issuer-discovery", nil,
+			rule("get").urls("/.well-known/openid-configuration", "/.well-known/openid-configuration/", "/openid/v1/jwks", "/openid/v1/jwks/")),
 		clusterRole("system:node", nil, nodeRules...),
 		clusterRole("system:node-proxier", nil, append([]rbacv1.PolicyRule{
 			rule("list", "watch").groups(legacy).resources("services", "endpoints").rule(),
@@ -265,6 +267,7 @@ func DefaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		binding("system:discovery", "system:discovery", group(AuthenticatedGroup)),
 		binding("system:basic-user", "system:basic-user", group(AuthenticatedGroup)),
 		binding("system:public-info-viewer", "system:public-info-viewer", group(AuthenticatedGroup), group(UnauthenticatedGroup)),
+		binding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery", group(ServiceAccountsGroup)),
 		binding("system:node", "system:node"), // no subjects: the Node authorizer applies its rules
 		binding("system:node-proxier", "system:node-proxier", user("system:kube-proxy")),
 		// Kubernetes binds it to the kube-system/kube-dns service account CoreDNS runs as;
