@@ -102,12 +102,23 @@ func TestOIDCDiscovery(t *testing.T) {
 		t.Errorf("sub = %v", claims["sub"])
 	}
 
-	// Without credentials: 401; a user RBAC does not allow: 403.
-	if _, _, err := get(kubernetes.NewForConfigOrDie(rest.AnonymousClientConfig(c.Config)), "/openid/v1/jwks"); !apierrors.IsUnauthorized(err) {
-		t.Errorf("anonymous read of the key set: %v, want 401", err)
-	}
+	// Others only as RBAC allows: 403 for a user and for anonymous requests, until the
+	// role is bound to system:unauthenticated, which publishes both.
+	anonymous := kubernetes.NewForConfigOrDie(rest.AnonymousClientConfig(c.Config))
 	if _, _, err := get(kubernetes.NewForConfigOrDie(userConfig(t, c, "bob")), "/.well-known/openid-configuration"); !apierrors.IsForbidden(err) {
 		t.Errorf("bob reading the discovery document: %v, want 403", err)
+	}
+	if _, _, err := get(anonymous, "/openid/v1/jwks"); !apierrors.IsForbidden(err) {
+		t.Errorf("anonymous read of the key set: %v, want 403", err)
+	}
+	kubectl(t, c, "kubectl create clusterrolebinding oidc-reviewer --clusterrole=system:service-account-issuer-discovery --group=system:unauthenticated")
+	for _, p := range []string{"/.well-known/openid-configuration", "/openid/v1/jwks"} {
+		if _, _, err := get(anonymous, p); err != nil {
+			t.Errorf("anonymous read of %s once bound: %v", p, err)
+		}
+	}
+	if _, err := anonymous.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+		t.Errorf("anonymous list of namespaces: %v, want 401", err)
 	}
 	if out := kubectl(t, c, "kubectl get --raw /openid/v1/jwks"); !strings.Contains(out, `"kid":"`+set.Keys[0].Kid+`"`) {
 		t.Errorf("kubectl get --raw /openid/v1/jwks printed %s", out)

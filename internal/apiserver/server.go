@@ -436,6 +436,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		case "/healthz", "/livez", "/readyz", "/version":
 			next.ServeHTTP(w, r)
 			return
+		case oidcConfigPath, jwksPath:
+			// Anonymous, and up to RBAC, as kube-apiserver's anonymous authentication
+			// leaves them: binding system:service-account-issuer-discovery to
+			// system:unauthenticated publishes them.
+			next.ServeHTTP(w, r.WithContext(withUser(r.Context(), anonymousUser)))
+			return
 		}
 		s.auditFailedAuthentication(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.codecs.writeError(w, r, unauthorized(), schema.GroupResource{}, "")
