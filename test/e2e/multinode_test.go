@@ -391,9 +391,10 @@ func mcKubectl(t *testing.T, mc *multinode.Cluster, stdin string, args ...string
 	return out
 }
 
-// mcRun runs kubectl against the multi-node cluster from its client namespace.
+// mcRun runs kubectl against the multi-node cluster from its client namespace. Its deadline
+// is only a backstop, past the longest --timeout a test gives kubectl (180 s).
 func mcRun(mc *multinode.Cluster, stdin string, args ...string) (string, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
 	cmd := mc.Kubectl(ctx, args...)
 	if stdin != "" {

@@ -264,8 +264,10 @@ func nkIn(t *testing.T, stdin string, args ...string) string {
 	return out
 }
 
+// nkRun runs kubectl against the node cluster. Its deadline is only a backstop, past the
+// longest --timeout a test gives kubectl (120 s).
 func nkRun(stdin *strings.Reader, args ...string) (string, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
 	cmd := nodeKubectlCmd(ctx, args...)
 	if stdin != nil {
