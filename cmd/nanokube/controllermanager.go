@@ -58,6 +58,7 @@ func newControllerManagerCommand() *cobra.Command {
 	fs.StringVar(&cfg.ClusterSigningKeyFile, "cluster-signing-key-file", "", "key of --cluster-signing-cert-file (PEM)")
 	fs.DurationVar(&cfg.ClusterSigningDuration, "cluster-signing-duration", 0, "longest lifetime of issued certificates (default 8760h)")
 	fs.StringVar(&cfg.RootCAFile, "root-ca-file", "", "CA bundle published in every namespace as the kube-root-ca.crt ConfigMap, for pods to verify the API server (PEM)")
+	fs.StringVar(&cfg.ServiceAccountPrivateKeyFile, "service-account-private-key-file", "", "key (PEM, RSA or ECDSA) the tokens of kubernetes.io/service-account-token Secrets are signed with: the API server's --service-account-signing-key-file (empty: such Secrets are not filled)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }

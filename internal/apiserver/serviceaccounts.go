@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math"
@@ -64,6 +65,9 @@ func (s *Server) newServiceAccountTokens() error {
 	if err != nil {
 		return err
 	}
+	// Legacy Secret-based tokens name no audience: like static tokens they count for this
+	// server's own audiences only.
+	v.AcceptLegacy(s.apiAudiences)
 	s.saVerifier = v
 	return nil
 }
@@ -225,14 +229,26 @@ func (s *Server) authenticateServiceAccount(ctx context.Context, token string, a
 	if err != nil {
 		return pki.UserInfo{}, nil, err
 	}
-	k := c.Kubernetes
-	saObj, err := s.lookup(ctx, serviceAccountsGVR, k.Namespace, k.ServiceAccount.Name)
+	if c.IsLegacy() {
+		// Checked before the account so that a deleted Secret revokes the token however
+		// the account fares.
+		if err := s.checkLegacyTokenSecret(ctx, token, c); err != nil {
+			return pki.UserInfo{}, nil, err
+		}
+	}
+	ns, name, uid := c.Account()
+	saObj, err := s.lookup(ctx, serviceAccountsGVR, ns, name)
 	if err != nil {
-		return pki.UserInfo{}, nil, fmt.Errorf("service account %s/%s: %w", k.Namespace, k.ServiceAccount.Name, err)
+		return pki.UserInfo{}, nil, fmt.Errorf("service account %s/%s: %w", ns, name, err)
 	}
-	if sa := saObj.(*corev1.ServiceAccount); sa.DeletionTimestamp != nil || (k.ServiceAccount.UID != "" && string(sa.UID) != k.ServiceAccount.UID) {
-		return pki.UserInfo{}, nil, fmt.Errorf("service account %s/%s has been deleted", k.Namespace, k.ServiceAccount.Name)
+	if sa := saObj.(*corev1.ServiceAccount); sa.DeletionTimestamp != nil || (uid != "" && string(sa.UID) != uid) {
+		return pki.UserInfo{}, nil, fmt.Errorf("service account %s/%s has been deleted", ns, name)
 	}
+	if c.IsLegacy() {
+		u := satoken.UserOf(c)
+		return pki.UserInfo{Name: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra}, matched, nil
+	}
+	k := c.Kubernetes
 	type boundObject struct {
 		ref       *satoken.Ref
 		gvr       schema.GroupVersionResource
@@ -257,6 +273,30 @@ func (s *Server) authenticateServiceAccount(ctx context.Context, token string, a
 	}
 	u := satoken.UserOf(c)
 	return pki.UserInfo{Name: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra}, matched, nil
+}
+
+// checkLegacyTokenSecret checks that the Secret a legacy token names still holds exactly that
+// token for that account: deleting the Secret (or replacing its token) revokes the token, as
+// with kube-apiserver's legacy validator.
+func (s *Server) checkLegacyTokenSecret(ctx context.Context, token string, c *satoken.Claims) error {
+	ns, name, _ := c.Account()
+	obj, err := s.lookup(ctx, secretsGVR, ns, c.SecretName)
+	if err != nil {
+		return fmt.Errorf("legacy token secret %s/%s: %w", ns, c.SecretName, err)
+	}
+	secret := obj.(*corev1.Secret)
+	if secret.DeletionTimestamp != nil {
+		return fmt.Errorf("legacy token secret %s/%s is being deleted", ns, c.SecretName)
+	}
+	// Kubernetes' validator does not look at the annotation; checking it too keeps a token
+	// copied into a Secret of another account from counting.
+	if secret.Annotations[corev1.ServiceAccountNameKey] != name {
+		return fmt.Errorf("legacy token secret %s/%s is not annotated with account %s", ns, c.SecretName, name)
+	}
+	if subtle.ConstantTimeCompare(secret.Data[corev1.ServiceAccountTokenKey], []byte(token)) != 1 {
+		return fmt.Errorf("legacy token secret %s/%s holds another token", ns, c.SecretName)
+	}
+	return nil
 }
 
 // authenticateToken runs a bearer token through every token authenticator. Static and

@@ -1,8 +1,17 @@
 package controllermanager
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"log/slog"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/nanokube/nanokube/internal/apiserver/satoken"
 )
 
 func TestControllerSelection(t *testing.T) {
@@ -44,5 +53,29 @@ func TestConfigValidation(t *testing.T) {
 		if _, ok := constructors[name]; !ok {
 			t.Errorf("alias %s names unknown %s", alias, name)
 		}
+	}
+}
+
+// Without --service-account-private-key-file the tokens controller is skipped, as
+// kube-controller-manager skips it; with a key it is built.
+func TestServiceAccountTokenControllerNeedsAKey(t *testing.T) {
+	build := constructors["serviceaccount-token-controller"]
+	client := fake.NewClientset()
+	cc := Context{Client: client, Informers: informers.NewSharedInformerFactory(client, 0), Log: slog.New(slog.DiscardHandler)}
+	if c, err := build(cc); c != nil || err != nil {
+		t.Fatalf("without a key: %v, %v; want it skipped", c, err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.ServiceAccountTokenSigner, err = satoken.NewSigner(satoken.LegacyIssuer, key); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := build(cc); c == nil || err != nil {
+		t.Fatalf("with a key: %v, %v", c, err)
+	}
+	if !(&Config{Controllers: []string{"*"}}).Enabled("serviceaccount-token") {
+		t.Error("the tokens controller is not on by default")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/nanokube/nanokube/internal/apiserver/satoken"
 	"github.com/nanokube/nanokube/internal/pki"
 )
 
@@ -48,6 +49,9 @@ type Context struct {
 	// RootCA is the PEM CA bundle published into every namespace as kube-root-ca.crt
 	// (nil: not published).
 	RootCA []byte
+	// ServiceAccountTokenSigner signs the legacy tokens of service-account token Secrets
+	// (nil: no --service-account-private-key-file, the tokens controller does not run).
+	ServiceAccountTokenSigner *satoken.Signer
 }
 
 // Controller is one control loop.

@@ -27,6 +27,7 @@ import (
 	"github.com/nanokube/nanokube/internal/controller/resourcequota"
 	"github.com/nanokube/nanokube/internal/controller/rootcacert"
 	"github.com/nanokube/nanokube/internal/controller/serviceaccount"
+	"github.com/nanokube/nanokube/internal/controller/serviceaccounttoken"
 	"github.com/nanokube/nanokube/internal/controller/statefulset"
 )
 
@@ -95,6 +96,15 @@ var constructors = map[string]Constructor{
 	"serviceaccount-controller": func(cc Context) (Controller, error) {
 		return serviceaccount.New(serviceaccount.Config{Client: cc.Client, Informers: cc.Informers, Log: cc.Log.With("controller", "serviceaccount")})
 	},
+	"serviceaccount-token-controller": func(cc Context) (Controller, error) {
+		if cc.ServiceAccountTokenSigner == nil {
+			// As kube-controller-manager: without the key there is nothing to sign with.
+			cc.Log.Info("serviceaccount-token-controller not started: no --service-account-private-key-file")
+			return nil, nil
+		}
+		return serviceaccounttoken.New(serviceaccounttoken.Config{Client: cc.Client, Informers: cc.Informers,
+			Signer: cc.ServiceAccountTokenSigner, RootCA: cc.RootCA, Log: cc.Log.With("controller", "serviceaccount-token")})
+	},
 	"root-ca-certificate-publisher-controller": func(cc Context) (Controller, error) {
 		if len(cc.RootCA) == 0 {
 			return nil, nil // no --root-ca-file: nothing to publish
@@ -155,6 +165,7 @@ var aliases = map[string]string{
 	"endpoint":                 "endpoints-controller",
 	"endpointslice":            "endpointslice-controller",
 	"serviceaccount":           "serviceaccount-controller",
+	"serviceaccount-token":     "serviceaccount-token-controller",
 	"root-ca-cert-publisher":   "root-ca-certificate-publisher-controller",
 	"podgc":                    "pod-garbage-collector-controller",
 	"resourcequota":            "resourcequota-controller",

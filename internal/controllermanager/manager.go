@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/nanokube/nanokube/internal/apiserver/satoken"
 	"github.com/nanokube/nanokube/internal/pki"
 )
 
@@ -69,6 +70,11 @@ type Config struct {
 	// RootCAFile is kube-controller-manager's --root-ca-file: the CA bundle published in
 	// every namespace as the kube-root-ca.crt ConfigMap (empty: none).
 	RootCAFile string
+	// ServiceAccountPrivateKeyFile is kube-controller-manager's
+	// --service-account-private-key-file: the PEM key (RSA or ECDSA) the tokens of
+	// service-account token Secrets are signed with, the one the API server signs with
+	// (empty: the serviceaccount-token-controller does not run).
+	ServiceAccountPrivateKeyFile string
 	// ResyncPeriod of the shared informers (default 0: no periodic resync).
 	ResyncPeriod time.Duration
 	Log          *slog.Logger
@@ -294,6 +300,18 @@ func (m *Manager) runControllers(ctx context.Context) error {
 			return fmt.Errorf("--root-ca-file: %w", err)
 		}
 		cc.RootCA = ca
+	}
+	if m.cfg.ServiceAccountPrivateKeyFile != "" {
+		key, err := satoken.LoadSigningKey(m.cfg.ServiceAccountPrivateKeyFile)
+		if err != nil {
+			return fmt.Errorf("--service-account-private-key-file: %w", err)
+		}
+		// The issuer is never written: legacy tokens always carry satoken.LegacyIssuer.
+		signer, err := satoken.NewSigner(satoken.LegacyIssuer, key)
+		if err != nil {
+			return fmt.Errorf("--service-account-private-key-file: %w", err)
+		}
+		cc.ServiceAccountTokenSigner = signer
 	}
 	type running struct {
 		name string

@@ -421,11 +421,11 @@ func Run(ctx context.Context, cfg Config, onReady func(Ready)) error {
 // serviceAccountKeys loads the key service-account tokens are signed with and the further
 // keys they are verified with.
 func serviceAccountKeys(cfg Config, pkiDir string) (crypto.Signer, []crypto.PublicKey, error) {
-	file := cfg.ServiceAccountSigningKeyFile
+	file := serviceAccountSigningKeyFile(cfg, pkiDir)
 	var key crypto.Signer
 	var err error
-	if file == "" {
-		key, err = satoken.EnsureSigningKey(filepath.Join(pkiDir, "sa.key"))
+	if cfg.ServiceAccountSigningKeyFile == "" {
+		key, err = satoken.EnsureSigningKey(file)
 	} else {
 		key, err = satoken.LoadSigningKey(file)
 	}
@@ -437,6 +437,15 @@ func serviceAccountKeys(cfg Config, pkiDir string) (crypto.Signer, []crypto.Publ
 		return nil, nil, err
 	}
 	return key, keys, nil
+}
+
+// serviceAccountSigningKeyFile is the key the API server signs service-account tokens with;
+// the controller manager signs the legacy tokens of token Secrets with the same one.
+func serviceAccountSigningKeyFile(cfg Config, pkiDir string) string {
+	if cfg.ServiceAccountSigningKeyFile != "" {
+		return cfg.ServiceAccountSigningKeyFile
+	}
+	return filepath.Join(pkiDir, "sa.key")
 }
 
 // startAgent starts this machine's node agent (runtime and kubelet) with a kubelet serving
@@ -584,8 +593,9 @@ func startControllers(cfg Config, identities componentKubeconfigs, bundle *pki.B
 			CronJobClockSpeed:                 cfg.CronJobClockSpeed,
 			HorizontalPodAutoscalerSyncPeriod: cfg.HorizontalPodAutoscalerSyncPeriod,
 			ClusterSigningCertFile:            bundle.CACertFile, ClusterSigningKeyFile: bundle.CAKeyFile,
-			RootCAFile: bundle.CACertFile,
-			Log:        cfg.Log.With("component", "controller-manager")}
+			RootCAFile:                   bundle.CACertFile,
+			ServiceAccountPrivateKeyFile: serviceAccountSigningKeyFile(cfg, bundle.Dir),
+			Log:                          cfg.Log.With("component", "controller-manager")}
 		if _, err := controllermanager.New(cmCfg); err != nil { // a bad configuration fails the start
 			return err
 		}

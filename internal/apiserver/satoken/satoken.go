@@ -20,10 +20,12 @@ import (
 
 // Claims are the claims of a service-account token as kube-apiserver writes them: the
 // registered ones (iss, sub, aud, exp, nbf, iat, jti) and the private "kubernetes.io" claim
-// naming the account and the object the token is bound to.
+// naming the account and the object the token is bound to. Legacy (Secret-based) tokens
+// carry the top-level LegacyClaims instead; see IsLegacy.
 type Claims struct {
 	jwt.RegisteredClaims
 	Kubernetes *PrivateClaims `json:"kubernetes.io,omitempty"`
+	LegacyClaims
 }
 
 // PrivateClaims is the "kubernetes.io" claim.
@@ -136,6 +138,9 @@ type Verifier struct {
 	keys    map[string]crypto.PublicKey // by key ID
 	methods []string
 	now     func() time.Time
+	// legacyAudiences are the audiences a legacy token, which names none, counts for (nil:
+	// legacy tokens are rejected). Set by AcceptLegacy before the first Verify.
+	legacyAudiences []string
 
 	// verified holds, by the SHA-256 of the token, the claims of tokens whose signature,
 	// issuer and subject checked out: a client sends the same token with every request, and
@@ -168,6 +173,13 @@ func NewVerifier(issuers []string, keys []crypto.PublicKey) (*Verifier, error) {
 	return v, nil
 }
 
+// AcceptLegacy makes v accept legacy tokens (issuer LegacyIssuer, no audience, no expiry)
+// signed by its keys, counting for audiences: the API server's own, as kube-apiserver treats
+// every token authenticator that knows no audiences. Call it before the first Verify.
+func (v *Verifier) AcceptLegacy(audiences []string) {
+	v.legacyAudiences = slices.Clone(audiences)
+}
+
 // LooksLikeJWT is a cheap test that lets other bearer-token authenticators go first.
 func LooksLikeJWT(token string) bool {
 	return strings.Count(token, ".") == 2 && strings.HasPrefix(token, "eyJ")
@@ -175,7 +187,8 @@ func LooksLikeJWT(token string) bool {
 
 // Verify checks the signature, issuer, validity window and audience of token. audiences
 // are the ones the caller accepts; the token must carry at least one, and the matching ones
-// are returned. The objects the claims name are not looked up: that is the caller's part.
+// are returned. A legacy token (see AcceptLegacy) carries none and matches those of audiences
+// given to AcceptLegacy. The objects the claims name are not looked up: that is the caller's part.
 // The returned claims are shared between callers and must not be modified.
 func (v *Verifier) Verify(token string, audiences []string) (*Claims, []string, error) {
 	sum := sha256.Sum256([]byte(token))
@@ -191,8 +204,12 @@ func (v *Verifier) Verify(token string, audiences []string) (*Claims, []string, 
 	} else if err := v.inWindow(c); err != nil {
 		return nil, nil, err
 	}
+	tokenAudiences := c.Audience
+	if c.IsLegacy() {
+		tokenAudiences = v.legacyAudiences
+	}
 	var matched []string
-	for _, a := range c.Audience {
+	for _, a := range tokenAudiences {
 		if slices.Contains(audiences, a) && !slices.Contains(matched, a) {
 			matched = append(matched, a)
 		}
@@ -206,11 +223,23 @@ func (v *Verifier) Verify(token string, audiences []string) (*Claims, []string, 
 // verify parses token and checks its signature, validity window, issuer and subject.
 func (v *Verifier) verify(token string) (*Claims, error) {
 	c := &Claims{}
+	// Expiry is required below for bound tokens only: legacy ones never had one.
 	_, err := jwt.ParseWithClaims(token, c, v.key,
-		jwt.WithValidMethods(v.methods), jwt.WithExpirationRequired(), jwt.WithTimeFunc(v.now),
-		jwt.WithLeeway(leeway))
+		jwt.WithValidMethods(v.methods), jwt.WithTimeFunc(v.now), jwt.WithLeeway(leeway))
 	if err != nil {
 		return nil, err
+	}
+	if c.IsLegacy() {
+		if v.legacyAudiences == nil {
+			return nil, errors.New("legacy service-account tokens are not accepted")
+		}
+		if err := verifyLegacy(c); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	if c.ExpiresAt == nil {
+		return nil, fmt.Errorf("%w: %w", jwt.ErrTokenInvalidClaims, jwt.ErrTokenRequiredClaimMissing)
 	}
 	if !slices.Contains(v.issuers, c.Issuer) {
 		return nil, fmt.Errorf("token issuer %q is not accepted", c.Issuer)
@@ -228,7 +257,7 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 // inWindow checks the validity window of claims verified earlier, as jwt does on parsing.
 func (v *Verifier) inWindow(c *Claims) error {
 	now := v.now()
-	if now.After(c.ExpiresAt.Add(leeway)) {
+	if c.ExpiresAt != nil && now.After(c.ExpiresAt.Add(leeway)) {
 		return jwt.ErrTokenExpired
 	}
 	if c.NotBefore != nil && now.Before(c.NotBefore.Add(-leeway)) {
@@ -291,8 +320,18 @@ const (
 	ExtraCredentialID = "authentication.kubernetes.io/credential-id"
 )
 
-// UserOf returns the user a token's claims authenticate.
+// UserOf returns the user a token's claims authenticate. A legacy token's user has no
+// extra values: kube-apiserver's legacy validator sets no credential ID, pod or node.
 func UserOf(c *Claims) User {
+	if c.IsLegacy() {
+		l := c.LegacyClaims
+		return User{
+			Name:   Subject(l.Namespace, l.ServiceAccountName),
+			UID:    l.ServiceAccountUID,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + l.Namespace},
+			Extra:  map[string][]string{},
+		}
+	}
 	k := c.Kubernetes
 	u := User{
 		Name:   Subject(k.Namespace, k.ServiceAccount.Name),
