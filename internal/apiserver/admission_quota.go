@@ -44,7 +44,7 @@ func (s *Server) chargeQuotas(ctx context.Context, rs *resourceStore, obj runtim
 		return undo, nil
 	}
 	m, _ := meta.Accessor(obj)
-	items, _, err := qs.cacheList(ctx, qs.listPrefix(m.GetNamespace()), 0, nil)
+	items, err := namespaceQuotas(ctx, qs, m.GetNamespace(), false)
 	if err != nil || len(items) == 0 {
 		return undo, toStatusOrNil(err, qs.gr)
 	}
@@ -145,7 +145,9 @@ func (s *Server) checkQuotaUpdate(ctx context.Context, rs *resourceStore, obj, o
 		return nil
 	}
 	m, _ := meta.Accessor(obj)
-	items, _, err := qs.cacheList(ctx, qs.listPrefix(m.GetNamespace()), 0, nil)
+	// From etcd: nothing is charged here, so no compare-and-swap would notice a usage the
+	// cache has not seen yet.
+	items, err := namespaceQuotas(ctx, qs, m.GetNamespace(), true)
 	if err != nil {
 		return toStatus(err, qs.gr, "")
 	}
@@ -155,6 +157,24 @@ func (s *Server) checkQuotaUpdate(ctx context.Context, rs *resourceStore, obj, o
 		}
 	}
 	return nil
+}
+
+// namespaceQuotas returns the quotas of namespace: from the watch cache, unless fromEtcd or
+// the cache holds none. The cache may lag a quota created just before, and a create it let
+// through would not be charged, so an empty answer is checked against etcd, as
+// kube-apiserver's quota admission looks quotas up live when its lister finds none.
+func namespaceQuotas(ctx context.Context, qs *resourceStore, namespace string, fromEtcd bool) ([]runtime.Object, error) {
+	if !fromEtcd {
+		items, _, err := qs.cacheList(ctx, qs.listPrefix(namespace), 0, nil)
+		if err != nil || len(items) > 0 {
+			return items, err
+		}
+	}
+	page, err := qs.listPage(ctx, qs.listPrefix(namespace), storage.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return page.Items, nil
 }
 
 // unchargeQuota gives back a charge whose object was not written. It is best effort: the
