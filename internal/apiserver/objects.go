@@ -3,6 +3,8 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"strconv"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -47,7 +49,21 @@ func (rs *resourceStore) create(ctx context.Context, key string, obj runtime.Obj
 		return err
 	}
 	copyResourceVersion(obj, stored)
+	if m, err := meta.Accessor(stored); err == nil {
+		if rev, err := strconv.ParseInt(m.GetResourceVersion(), 10, 64); err == nil {
+			raiseTo(&rs.lastCreate, rev)
+		}
+	}
 	return nil
+}
+
+// raiseTo sets a to v unless it already holds more.
+func raiseTo(a *atomic.Int64, v int64) {
+	for last := a.Load(); v > last; last = a.Load() {
+		if a.CompareAndSwap(last, v) {
+			return
+		}
+	}
 }
 
 func (rs *resourceStore) update(ctx context.Context, key string, obj runtime.Object, rev int64) error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
@@ -29,6 +30,9 @@ type resourceStore struct {
 	managed map[string]*managedfields.FieldManager
 	hasSpec bool
 	hasStat bool
+	// lastCreate is the revision of the newest object this server created: a watch cache at
+	// that revision or later holds every object this server made (see namespaceQuotas).
+	lastCreate atomic.Int64
 }
 
 func newResourceStore(s *Server, res *registry.Resource) (*resourceStore, error) {
