@@ -77,11 +77,7 @@ func buildOIDCDiscovery(issuer, jwksURI string, keys []crypto.PublicKey) (*oidcD
 // newOIDCDiscovery sets up discovery for the configured issuer and the keys that verify its
 // tokens; when it cannot be served it logs why, as kube-apiserver does, and serves none.
 func (s *Server) newOIDCDiscovery() {
-	keys := slices.Clone(s.cfg.ServiceAccountKeys)
-	if k := s.cfg.ServiceAccountSigningKey; k != nil {
-		keys = append(keys, k.Public())
-	}
-	d, err := buildOIDCDiscovery(s.cfg.ServiceAccountIssuer, s.cfg.ServiceAccountJWKSURI, keys)
+	d, err := buildOIDCDiscovery(s.cfg.ServiceAccountIssuer, s.cfg.ServiceAccountJWKSURI, s.serviceAccountPublicKeys())
 	if err != nil {
 		s.log.Info("service-account issuer discovery is not served", "reason", err)
 		return

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -49,15 +50,14 @@ const (
 // newServiceAccountTokens sets up the signer and verifier from the configuration.
 func (s *Server) newServiceAccountTokens() error {
 	s.apiAudiences = s.cfg.APIAudiences
-	keys := slices.Clone(s.cfg.ServiceAccountKeys)
 	if k := s.cfg.ServiceAccountSigningKey; k != nil {
 		signer, err := satoken.NewSigner(s.cfg.ServiceAccountIssuer, k)
 		if err != nil {
 			return err
 		}
 		s.saSigner = signer
-		keys = append(keys, k.Public())
 	}
+	keys := s.serviceAccountPublicKeys()
 	if len(keys) == 0 {
 		return nil
 	}
@@ -70,6 +70,16 @@ func (s *Server) newServiceAccountTokens() error {
 	v.AcceptLegacy(s.apiAudiences)
 	s.saVerifier = v
 	return nil
+}
+
+// serviceAccountPublicKeys are the keys that verify service-account tokens, and that OIDC
+// discovery publishes: the further keys configured, then the signing key's public half.
+func (s *Server) serviceAccountPublicKeys() []crypto.PublicKey {
+	keys := slices.Clone(s.cfg.ServiceAccountKeys)
+	if k := s.cfg.ServiceAccountSigningKey; k != nil {
+		keys = append(keys, k.Public())
+	}
+	return keys
 }
 
 // serveToken answers POST …/serviceaccounts/<name>/token.
