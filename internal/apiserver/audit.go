@@ -99,7 +99,7 @@ func (s *Server) auditRequests(next http.Handler) http.Handler {
 		case r.Context().Value(failedAuthenticationKey{}) != nil:
 			u = pki.UserInfo{} // credentials that did not authenticate: no user, as in Kubernetes
 		case !ok:
-			u = pki.UserInfo{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
+			u = anonymousUser
 		}
 		req, isResource := parseRequest(r)
 		attrs := audit.Attributes{User: u.Name, Groups: u.Groups, Path: r.URL.Path, ResourceRequest: isResource, Verb: strings.ToLower(r.Method)}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 
 	"github.com/nanokube/nanokube/internal/apiserver/satoken"
-	"github.com/nanokube/nanokube/internal/pki"
 )
 
 // OIDC discovery of the service-account issuer, as kube-apiserver serves it: the discovery
@@ -26,10 +25,6 @@ const (
 	oidcConfigPath = "/.well-known/openid-configuration"
 	jwksPath       = "/openid/v1/jwks"
 )
-
-// anonymousUser is who a request without credentials is, where such requests are let
-// through to authorization.
-var anonymousUser = pki.UserInfo{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
 
 // oidcDiscovery holds what the two endpoints serve.
 type oidcDiscovery struct {

@@ -413,6 +413,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "ok")
 }
 
+// anonymousUser is who a request without credentials is, to the audit log and where such
+// requests are let through to authorization.
+var anonymousUser = pki.UserInfo{Name: "system:anonymous", Groups: []string{"system:unauthenticated"}}
+
 // authenticate admits requests with a client certificate signed by the cluster CA or a known
 // bearer token; the health and version endpoints are public, as in Kubernetes.
 func (s *Server) authenticate(next http.Handler) http.Handler {
